@@ -1,0 +1,30 @@
+"""speechmodel: speech emotion recognition with Keras 3 / TensorFlow.
+
+``from speechmodel import SpeechModel`` gives the DCNN-BLSTMwA model of Zhang
+et al. (2021). Submodules are imported on first use, so that
+``speechmodel.audio`` or ``speechmodel.classical`` do not pay for TensorFlow.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "SpeechModel": "speechmodel.models.speech_model",
+    "SegmentClassifier": "speechmodel.models.segment_classifier",
+    "build_model": "speechmodel.models.registry",
+    "FeatureConfig": "speechmodel.config",
+    "load_audio": "speechmodel.audio",
+    "AudioError": "speechmodel.audio",
+    "compute_metrics": "speechmodel.metrics",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'speechmodel' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,20 @@
+"""Where the tests find the real corpus: ../shared/data beside the checkout."""
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+RAVDESS = Path(
+    os.environ.get("SER_TEST_RAVDESS", REPO.parent / "shared" / "data" / "ravdess")
+).resolve()
+
+
+def ravdess_files(pattern="Actor_*/*.wav"):
+    files = sorted(str(p) for p in RAVDESS.glob(pattern))
+    if not files:
+        raise FileNotFoundError(
+            f"The real RAVDESS files are expected at {RAVDESS} "
+            "(../shared/data/ravdess beside the checkout, or SER_TEST_RAVDESS)."
+        )
+    return files
