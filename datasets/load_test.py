@@ -1,0 +1,49 @@
+import inspect
+
+import pytest
+
+import datasets
+
+
+def test_corpora_registry():
+    assert list(datasets.CORPORA) == [
+        "ravdess",
+        "emodb",
+        "tess",
+        "savee",
+        "cremad",
+        "iemocap",
+        "thaiser",
+        "folder",
+        "csv",
+    ]
+    for name, loader in datasets.CORPORA.items():
+        params = list(inspect.signature(loader).parameters.values())
+        assert params[0].name == "data_dir", name
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:]), name
+        assert loader.__doc__, name
+
+
+def test_corpus_names_and_aliases():
+    assert datasets.corpus_name("EMO-DB") == "emodb"
+    assert datasets.corpus_name("crema-d") == "cremad"
+    assert datasets.corpus_name("Thai_SER") == "thaiser"
+    with pytest.raises(ValueError, match=r"name='mspodcast'.*ravdess, emodb"):
+        datasets.corpus_name("mspodcast")
+
+
+@pytest.mark.parametrize("name", list(datasets.CORPORA))
+def test_missing_directory_is_a_corpus_error_naming_the_corpus(name, tmp_path):
+    with pytest.raises(datasets.CorpusError) as info:
+        datasets.load(name, tmp_path / "nowhere")
+    assert info.value.corpus == name
+    assert "Expected:" in str(info.value) and "nowhere" in str(info.value)
+
+
+def test_unknown_option_lists_valid_ones(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"\['classes_'\].*classes, merge_excited, improvised_only"
+    ):
+        datasets.load("iemocap", tmp_path, classes_="4")
+    with pytest.raises(ValueError, match="Valid options: none"):
+        datasets.load("emodb", tmp_path, foo=1)

@@ -1,0 +1,566 @@
+"""The experiment loop: folds, training, evaluation, artifacts, resume.
+
+``run_experiment(config)`` runs one experiment described by a config (see
+``speechmodel.training.config``) and leaves a run directory::
+
+    config.json        the resolved config (data; flags already applied)
+    manifest.csv       every utterance used, with its speaker and emotion
+    folds.json         the speakers (and utterances) of every fold
+    train.log          the log of the run
+    folds/<fold>/      per fold: history.csv, tensorboard/, curves.png,
+                       best.weights.h5, model.keras, predictions.csv,
+                       result.json (written last: the fold is done)
+    predictions.csv    every test utterance: file, speaker, fold, true,
+                       predicted, p_<class>...
+    metrics.json       UAR, WA, per-class recall, confusion matrix (pooled
+                       over all test utterances), per-fold figures, protocol
+    confusion.png      the pooled confusion matrix
+    model.keras        protocol "all" only: the deployable model
+
+Speaker independence: the test speakers of a fold are used once, to predict
+at the end of that fold. Early stopping, the learning-rate schedule and the
+checkpoint choice look only at the validation speakers, who are training
+speakers of the protocol (``datasets.protocols``).
+
+Resume: a fold whose ``result.json`` exists is not run again; a fold that was
+interrupted continues from its last epoch (``BackupAndRestore``). Running
+the same command again after a kill does exactly that.
+"""
+
+import contextlib
+import logging as std_logging
+import os
+import time
+
+from absl import logging
+import numpy as np
+
+from speechmodel.metrics import compute_metrics
+from speechmodel.training import artifacts
+from speechmodel.training.config import ConfigError, default_output_dir, digest, resolve
+
+
+class RunError(RuntimeError):
+    """An experiment that cannot start; the message says why and what to do."""
+
+
+# ----------------------------------------------------------------- data
+
+
+def load_manifests(config):
+    """The (train) manifest, an optional cross-corpus test manifest, and
+    the class names."""
+    import datasets
+
+    section = config["dataset"]
+
+    def load(name, data_dir, options):
+        if not data_dir:
+            raise RunError(
+                f"No data directory for corpus {name!r}: pass --data-dir (or set "
+                f"SER_DATA_DIR).\n{_download_hint(name)}"
+            )
+        if not os.path.isdir(data_dir):
+            raise RunError(f"Data directory {data_dir} does not exist.\n{_download_hint(name, data_dir)}")
+        try:
+            return datasets.load(name, data_dir, **options)
+        except datasets.CorpusError as exc:
+            raise RunError(f"{exc}\n{_download_hint(name, data_dir)}") from None
+
+    manifest = load(section["name"], section["data_dir"], section.get("options") or {})
+    test_manifest = None
+    if section.get("test_name"):
+        test_manifest = load(section["test_name"], section["test_data_dir"], {})
+    emotions = section.get("emotions")
+    if emotions:
+        if isinstance(emotions, str):
+            emotions = datasets.parse_emotions(emotions)
+        manifest = manifest.select(emotions=emotions)
+        if test_manifest is not None:
+            test_manifest = test_manifest.select(emotions=emotions)
+    if test_manifest is not None:
+        common = datasets.common_emotions(manifest, test_manifest)
+        manifest = manifest.select(emotions=common)
+        test_manifest = test_manifest.select(emotions=common)
+    if len(manifest) == 0:
+        raise RunError(f"No utterances left in {section['name']} after selecting emotions {emotions}.")
+    class_names = manifest.emotions()
+    return manifest, test_manifest, class_names
+
+
+def _download_hint(name, data_dir=None):
+    try:
+        from datasets import download
+
+        if name in download.corpora():
+            return download.hint(name, to=data_dir)
+    except Exception:  # The hint is a courtesy; never mask the real error.
+        pass
+    return f"See `python -m datasets.download --list` for how to get {name!r}."
+
+
+def make_protocol_folds(config, manifest, test_manifest):
+    import datasets
+
+    section = dict(config["protocol"])
+    if section.get("folds"):
+        return datasets.read_folds(section["folds"])
+    kwargs = {
+        "seed": section["seed"],
+        "k": section.get("k"),
+        "val_speakers": section.get("val_speakers"),
+        "holdout_speakers": section.get("holdout_speakers"),
+        "random_split": bool(section.get("random_split")),
+        "grouping": section.get("grouping"),
+    }
+    if section["name"] == "cross":
+        kwargs["test_manifest"] = test_manifest
+    return datasets.make_folds(manifest, section["name"], **kwargs)
+
+
+# ------------------------------------------------------------ the loop
+
+
+def run_experiment(config, *, resume=True, log_to_stdout=True):
+    """Runs (or resumes) an experiment.
+
+    Args:
+        config: a config dict (defaults fill what is missing).
+        resume: continue a run directory that holds the same experiment
+            (default); ``False`` refuses to touch an existing run.
+        log_to_stdout: print one line per fold.
+
+    Returns:
+        The metrics dict written to ``metrics.json``.
+    """
+    config = resolve(config)
+    run_dir = config["output_dir"] or default_output_dir(config)
+    config["output_dir"] = run_dir
+    os.makedirs(run_dir, exist_ok=True)
+    _check_run_dir(run_dir, config, resume)
+    artifacts.write_json(os.path.join(run_dir, "config.json"), config)
+    with _log_file(os.path.join(run_dir, "train.log")):
+        return _run(config, run_dir, log_to_stdout)
+
+
+def _check_run_dir(run_dir, config, resume):
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    previous = artifacts.read_json(path)
+    if digest(previous) != digest(config):
+        raise RunError(
+            f"{run_dir} holds a different experiment (its config.json differs from this "
+            "one). Choose another --output-dir, or delete that directory to start over."
+        )
+    if not resume:
+        raise RunError(
+            f"{run_dir} already holds this experiment. Rerun with --resume to continue it, "
+            "or choose another --output-dir."
+        )
+
+
+@contextlib.contextmanager
+def _log_file(path):
+    handler = std_logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = std_logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(min(previous or std_logging.INFO, std_logging.INFO))
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
+def _say(message, to_stdout):
+    logging.info(message)
+    if to_stdout:
+        print(message, flush=True)
+
+
+def _run(config, run_dir, to_stdout):
+    start = time.time()
+    manifest, test_manifest, class_names = load_manifests(config)
+    _say(manifest.summary(), to_stdout)
+    manifest.to_csv(os.path.join(run_dir, "manifest.csv"))
+    if test_manifest is not None:
+        test_manifest.to_csv(os.path.join(run_dir, "test_manifest.csv"))
+    folds = make_protocol_folds(config, manifest, test_manifest)
+    import datasets
+
+    datasets.write_folds(folds, manifest, os.path.join(run_dir, "folds.json"))
+    for fold in folds:
+        if not fold.speaker_independent:
+            logging.warning(
+                "Fold %s is NOT speaker independent (random utterance split): its "
+                "figures are not comparable with speaker-independent results.", fold.name
+            )
+    is_classical = _is_classical(config["model"]["name"])
+    results = []
+    for number, fold in enumerate(folds, start=1):
+        fold_dir = os.path.join(run_dir, "folds", fold.name)
+        done = os.path.join(fold_dir, "result.json")
+        if os.path.exists(done):
+            result = artifacts.read_json(done)
+            state = "done earlier"
+        else:
+            os.makedirs(fold_dir, exist_ok=True)
+            test_source = test_manifest if test_manifest is not None else manifest
+            runner = _run_classical_fold if is_classical else _run_deep_fold
+            result = runner(config, manifest, test_source, fold, number, class_names, fold_dir)
+            artifacts.write_json(done, result)
+            state = f"{result['seconds']:.0f} s"
+        results.append(result)
+        _say(_fold_line(number, len(folds), fold, result, results, state), to_stdout)
+    metrics = _summarise(config, folds, results, class_names, run_dir, time.time() - start)
+    if metrics.get("uar") is not None:
+        _say(
+            f"{config['dataset']['name']} {config['model']['name']} {config['protocol']['name']}: "
+            f"UAR {100 * metrics['uar']:.2f} %  WA {100 * metrics['wa']:.2f} %  "
+            f"(pooled over {metrics['n']} test utterances; per-fold UAR "
+            f"{100 * metrics['fold_uar_mean']:.2f} +- {100 * metrics['fold_uar_std']:.2f}) -> {run_dir}",
+            to_stdout,
+        )
+    return metrics
+
+
+def _fold_line(number, total, fold, result, results, state):
+    if result.get("test") is None:
+        return f"[fold {number}/{total} {fold.name}] trained on every speaker ({state})"
+    uars = [r["test"]["uar"] for r in results if r.get("test")]
+    was = [r["test"]["wa"] for r in results if r.get("test")]
+    return (
+        f"[fold {number}/{total} {fold.name}] test speakers {','.join(fold.test_speakers)}: "
+        f"UAR {100 * result['test']['uar']:.2f} %  WA {100 * result['test']['wa']:.2f} %  "
+        f"| running mean UAR {100 * np.mean(uars):.2f} %  WA {100 * np.mean(was):.2f} % ({state})"
+    )
+
+
+def _summarise(config, folds, results, class_names, run_dir, seconds):
+    rows = [row for r in results for row in r.get("predictions", [])]
+    per_fold = [
+        {
+            "fold": r["fold"],
+            "train_speakers": r["train_speakers"],
+            "val_speakers": r["val_speakers"],
+            "test_speakers": r["test_speakers"],
+            "counts": r["counts"],
+            "uar": r["test"]["uar"] if r.get("test") else None,
+            "wa": r["test"]["wa"] if r.get("test") else None,
+            "val_uar": r.get("val", {}).get("uar"),
+            "best_epoch": r.get("best_epoch"),
+            "seconds": r["seconds"],
+        }
+        for r in results
+    ]
+    metrics = {
+        "dataset": config["dataset"]["name"],
+        "model": config["model"]["name"],
+        "protocol": config["protocol"],
+        "speaker_independent": all(f.speaker_independent for f in folds),
+        "class_names": class_names,
+        "uar": None,
+        "wa": None,
+        "folds": per_fold,
+        "seconds": seconds,
+        "definitions": {
+            "uar": "unweighted average recall: mean over classes of per-class recall, "
+            "pooled over every test utterance of every fold",
+            "wa": "weighted accuracy: correct / total test utterances, pooled",
+            "fold_uar_mean": "mean of the per-fold UARs (std is the population std)",
+        },
+    }
+    if rows:
+        index = {c: i for i, c in enumerate(class_names)}
+        y_true = [index[r["true"]] for r in rows]
+        y_pred = [index[r["predicted"]] for r in rows]
+        pooled = compute_metrics(y_true, y_pred, class_names=class_names)
+        fold_uars = [f["uar"] for f in per_fold if f["uar"] is not None]
+        fold_was = [f["wa"] for f in per_fold if f["wa"] is not None]
+        metrics.update(
+            uar=pooled["uar"],
+            wa=pooled["wa"],
+            per_class_recall=pooled["per_class_recall"],
+            confusion=pooled["confusion"],
+            support=pooled["support"],
+            n=pooled["n"],
+            fold_uar_mean=float(np.mean(fold_uars)),
+            fold_uar_std=float(np.std(fold_uars)),
+            fold_wa_mean=float(np.mean(fold_was)),
+            fold_wa_std=float(np.std(fold_was)),
+        )
+        artifacts.write_predictions(os.path.join(run_dir, "predictions.csv"), rows, class_names)
+        artifacts.plot_confusion(
+            os.path.join(run_dir, "confusion.png"), pooled["confusion"], class_names,
+            title=f"{config['dataset']['name']} {config['model']['name']}: "
+            f"UAR {100 * pooled['uar']:.1f} %, WA {100 * pooled['wa']:.1f} %",
+        )
+    artifacts.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    return metrics
+
+
+# ------------------------------------------------------- one deep fold
+
+
+def _is_classical(name):
+    try:
+        from speechmodel.classical.classifiers import available_classifiers
+    except ImportError:
+        return False
+    return name in available_classifiers()
+
+
+def _fold_data(manifest, test_manifest, fold, class_names, config):
+    from datasets import balance
+
+    labels = manifest.label_indices(class_names)
+    train = np.asarray(fold.train, dtype=np.int64)
+    if config["training"]["balance"] == "oversample":
+        train = np.asarray(
+            balance.oversample(train, labels[train], seed=config["training"]["seed"]), dtype=np.int64
+        )
+    paths = [u.path for u in manifest]
+    test_labels = test_manifest.label_indices(class_names) if len(fold.test) else np.zeros(0, np.int64)
+    return {
+        "train": ([paths[i] for i in train], labels[train]),
+        "val": ([paths[i] for i in fold.val], labels[list(fold.val)]),
+        "test": ([test_manifest[i].path for i in fold.test], test_labels[list(fold.test)]),
+        "test_utterances": [test_manifest[i] for i in fold.test],
+        "class_weight": (
+            balance.class_weights(labels[list(fold.train)], len(class_names))
+            if config["training"]["balance"] == "class_weights"
+            else None
+        ),
+    }
+
+
+def _fold_result(fold, data, class_names, test_probabilities, test_rows_index, extra):
+    result = {
+        "fold": fold.name,
+        "train_speakers": list(fold.train_speakers),
+        "val_speakers": list(fold.val_speakers),
+        "test_speakers": list(fold.test_speakers),
+        "counts": {
+            "train": len(fold.train),
+            "train_after_balance": len(data["train"][0]),
+            "val": len(fold.val),
+            "test": len(fold.test),
+        },
+        "test": None,
+        "predictions": [],
+    }
+    result.update(extra)
+    if len(fold.test):
+        utterances = data["test_utterances"]
+        truth = data["test"][1]
+        kept = np.asarray(test_rows_index, dtype=np.int64)
+        predicted = test_probabilities.argmax(-1)
+        result["test"] = compute_metrics(truth[kept], predicted, class_names=class_names)
+        result["test"]["failed_files"] = int(len(truth) - len(kept))
+        for row, k in enumerate(kept):
+            u = utterances[k]
+            result["predictions"].append(
+                {
+                    "file": u.path,
+                    "speaker": u.speaker,
+                    "fold": fold.name,
+                    "true": class_names[truth[k]],
+                    "predicted": class_names[predicted[row]],
+                    "probabilities": [float(p) for p in test_probabilities[row]],
+                }
+            )
+    return result
+
+
+def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fold_dir):
+    import keras
+    import tensorflow as tf
+
+    from speechmodel import distribute, precision
+    from speechmodel.config import FeatureConfig
+    from speechmodel.models.recognizer import EmotionRecognizer
+    from speechmodel.models.registry import build_model
+    from speechmodel.pipeline import FailureLog, make_dataset
+    from speechmodel.training.callbacks import EpochTimer, ValidationMonitor
+
+    start = time.time()
+    training = config["training"]
+    seed = int(training["seed"]) + number
+    keras.utils.set_random_seed(seed)
+    precision.set_precision(training["mixed_precision"])
+    strategy = distribute.get_strategy(training["strategy"])
+    batch_size, learning_rate = distribute.scale_batch_and_lr(
+        training["batch_size"], training["learning_rate"], strategy
+    )
+    features = FeatureConfig.from_dict(config["features"])
+    data = _fold_data(manifest, test_manifest, fold, class_names, config)
+    failures = FailureLog()
+    augment = training.get("augment") or {}
+    waveform_augment = features_augment = None
+    if augment:
+        from speechmodel import augment as aug
+
+        waveform_augment = aug.build_waveform_augment(augment)
+        features_augment = aug.build_features_augment(augment)
+    common = {"config": features, "batch_size": batch_size, "failures": failures}
+    cache = training.get("cache") or None
+    train_ds = make_dataset(
+        *data["train"], training=True, seed=seed, cache=cache,
+        waveform_augment=waveform_augment, features_augment=features_augment, **common,
+    )
+    mixup = augment.get("mixup") if augment else None
+    if mixup:
+        from speechmodel import augment as aug
+
+        train_ds = aug.apply_mixup(
+            train_ds, alpha=float(mixup.get("alpha", 0.2)), num_classes=len(class_names), seed=seed
+        )
+    val_ds = make_dataset(*data["val"], cache=cache, **common) if len(fold.val) else None
+    model_config = dict(config["model"])
+    name = model_config.pop("name")
+    with strategy.scope():
+        model = build_model(name, num_classes=len(class_names), **model_config)
+        model.compile(
+            optimizer=_optimizer(training, learning_rate),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=training["label_smoothing"])
+            if mixup
+            else keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"] if not mixup else ["categorical_accuracy"],
+        )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(fold_dir, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(fold_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(fold_dir, "tensorboard"), write_graph=False),
+    ]
+    monitor = None
+    if val_ds is not None:
+        monitor = ValidationMonitor(
+            val_ds, class_names=class_names, directory=fold_dir,
+            monitor=training["monitor"], patience=training["patience"],
+        )
+        mode = "min" if training["monitor"] == "val_loss" else "max"
+        callbacks.insert(1, monitor)
+        if training["reduce_lr_patience"]:
+            callbacks.insert(
+                2,
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor=training["monitor"], mode=mode, factor=0.5,
+                    patience=training["reduce_lr_patience"], min_lr=training["min_learning_rate"],
+                ),
+            )
+    extra = {"epochs": training["epochs"], "mode": training["mode"]}
+    if training["mode"] in ("two_stage", "frozen"):
+        from speechmodel.training import two_stage
+
+        extra.update(
+            two_stage.train(
+                model, config, data, class_names, fold_dir, seed, strategy, batch_size,
+                learning_rate, failures,
+            )
+        )
+    else:
+        timer = EpochTimer()
+        fit_start = time.time()
+        model.fit(
+            train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer],
+            class_weight=data["class_weight"], verbose=2,
+        )
+        extra["fit_seconds"] = time.time() - fit_start
+        extra["seconds_per_epoch"] = timer.median()
+        if monitor is not None:
+            extra["best_epoch"] = monitor.restore_best()
+            extra["val"] = {"uar": monitor.state["best"] if training["monitor"] == "val_uar" else None}
+    history = artifacts.read_csv_log(os.path.join(fold_dir, "history.csv"))
+    if history:
+        artifacts.plot_curves(os.path.join(fold_dir, "curves.png"), history, title=f"fold {fold.name}")
+    probabilities, kept = np.zeros((0, len(class_names))), []
+    if len(fold.test):
+        test_ds = make_dataset(*data["test"], with_index=True, **common)
+        chunks = []
+        for x, _, index in test_ds:
+            out = model(x, training=False)
+            out = out["probabilities"] if isinstance(out, dict) else out
+            chunks.append(np.asarray(out, dtype=np.float64))
+            kept.extend(np.asarray(index).tolist())
+        probabilities = np.concatenate(chunks) if chunks else probabilities
+    recognizer = EmotionRecognizer(model, feature_config=features.to_dict(), class_names=class_names)
+    _save_keras(recognizer, os.path.join(fold_dir, "model.keras"))
+    extra["failed_files"] = [list(f) for f in failures.failures]
+    extra["seconds"] = time.time() - start
+    precision.set_precision("float32")
+    return _fold_result(fold, data, class_names, probabilities, kept, extra)
+
+
+def _optimizer(training, learning_rate):
+    import keras
+
+    name = training["optimizer"].lower()
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=training["weight_decay"] or 1e-4)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    raise ConfigError(f"training.optimizer must be adam, adamw or sgd. Received: optimizer={name!r}")
+
+
+def _save_keras(model, path):
+    tmp = path + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------- one classical fold
+
+
+def _run_classical_fold(config, manifest, test_manifest, fold, number, class_names, fold_dir):
+    from speechmodel.classical import persistence
+    from speechmodel.classical.experiment import run_classical_fold
+    from speechmodel.classical.features import ClassicalFeatureConfig, extract_features
+    from speechmodel.classical.grid_search import default_grid_path
+
+    start = time.time()
+    settings = dict(config["training"].get("classical") or {})
+    feature_config = ClassicalFeatureConfig.from_dict(settings.get("features") or {})
+    cache_dir = settings.get("cache_dir") or os.path.join(os.path.dirname(os.path.dirname(fold_dir)), "..", ".feature-cache")
+    same = test_manifest is manifest
+    rows = list(manifest) if same else list(manifest) + list(test_manifest)
+    matrix = extract_features(
+        [u.path for u in rows], feature_config, n_jobs=int(settings.get("n_jobs", 2)), cache_dir=cache_dir
+    )
+    kept = np.asarray(matrix.kept, dtype=np.int64)
+    position = {int(k): i for i, k in enumerate(kept)}
+    labels = np.concatenate(
+        [manifest.label_indices(class_names)] + ([] if same else [test_manifest.label_indices(class_names)])
+    )
+    groups = np.array([f"{u.corpus}:{u.speaker}" for u in rows])
+    offset = 0 if same else len(manifest)
+
+    def rows_of(indices, shift=0):
+        return np.array([position[i + shift] for i in indices if i + shift in position], dtype=np.int64)
+
+    data = _fold_data(manifest, test_manifest, fold, class_names, config)
+    name = config["model"]["name"]
+    grid = settings.get("grid", default_grid_path(name))
+    outcome = run_classical_fold(
+        name, matrix.X, labels[kept], groups[kept],
+        rows_of(fold.train), rows_of(fold.val), rows_of(fold.test, offset),
+        grid=grid, seed=int(config["training"]["seed"]), class_names=class_names,
+        params=settings.get("params"), feature_config=feature_config,
+        n_jobs=int(settings.get("n_jobs", 2)),
+    )
+    persistence.save_model(outcome["model"], os.path.join(fold_dir, "model.skz"))
+    test_positions = [i for i in fold.test if i + offset in position]
+    extra = {
+        "chosen_params": outcome["chosen_params"],
+        "inner_uar": outcome["inner_uar"],
+        "fit_seconds": outcome["fit_seconds"],
+        "failed_files": [[f.path, f.reason] for f in matrix.failures],
+        "seconds": time.time() - start,
+    }
+    kept_test = [list(fold.test).index(i) for i in test_positions]
+    return _fold_result(fold, data, class_names, np.asarray(outcome["probabilities"]), kept_test, extra)

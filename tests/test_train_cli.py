@@ -1,0 +1,145 @@
+"""train.py end to end on a small slice of the real RAVDESS files."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.paths import REPO, RAVDESS
+
+ACTORS = ("01", "02", "03", "04")
+TINY = {
+    "description": "test-sized: 4 actors, 4 emotions, 2 speaker folds",
+    "dataset": {"name": "ravdess", "emotions": ["neutral", "happy", "sad", "angry"]},
+    "protocol": {"name": "kfold", "k": 2, "grouping": "contiguous"},
+    "model": {"name": "speechmodel", "backbone": "alexnet_gap", "lstm_units": 8,
+              "attention_units": 8, "dense_units": [8], "dropout": 0.1},
+    "training": {"epochs": 2, "batch_size": 8, "patience": 0, "reduce_lr_patience": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Actors 1-4, emotions neutral/happy/sad/angry, normal intensity:
+    32 real files, linked in the official layout."""
+    root = tmp_path_factory.mktemp("ravdess")
+    for actor in ACTORS:
+        (root / f"Actor_{actor}").mkdir()
+        for f in sorted((RAVDESS / f"Actor_{actor}").glob("03-01-0[1345]-01-01-*.wav")):
+            os.symlink(f, root / f"Actor_{actor}" / f.name)
+    assert len(list(root.glob("Actor_*/*.wav"))) == 32
+    return root
+
+
+def train_command(corpus, out, config, *extra):
+    return [sys.executable, str(REPO / "train.py"), "--config", str(config),
+            "--data_dir", str(corpus), "--output_dir", str(out), *extra]
+
+
+def run(cmd, timeout=900):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def layout(run_dir):
+    return sorted(
+        str(p.relative_to(run_dir)) for p in Path(run_dir).rglob("*")
+        if p.is_file() and "tensorboard" not in p.parts and "backup" not in p.parts
+        and p.name != "train.log"
+    )
+
+
+def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    out = tmp_path / "run"
+    result = run(train_command(corpus, out, config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[fold 1/2 fold1]" in result.stdout and "running mean UAR" in result.stdout
+    for name in ("config.json", "metrics.json", "predictions.csv", "confusion.png",
+                 "folds.json", "manifest.csv", "train.log"):
+        assert (out / name).is_file(), name
+    for fold in ("fold1", "fold2"):
+        for name in ("history.csv", "curves.png", "model.keras", "result.json", "best.weights.h5"):
+            assert (out / "folds" / fold / name).is_file(), (fold, name)
+        assert any((out / "folds" / fold / "tensorboard").rglob("events.out.tfevents*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["uar"] <= 1 and 0 <= metrics["wa"] <= 1
+    assert metrics["n"] == 32 and len(metrics["folds"]) == 2
+    assert set(metrics["per_class_recall"]) == {"neutral", "happy", "sad", "angry"}
+    assert metrics["speaker_independent"] is True
+    resolved = json.loads((out / "config.json").read_text())
+    assert resolved["training"]["epochs"] == 2 and resolved["dataset"]["data_dir"] == str(corpus)
+
+    # No test speaker in training or validation, in the folds and in the
+    # predictions (every test utterance predicted once, by its own fold).
+    folds = json.loads((out / "folds.json").read_text())["folds"]
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 32 and len({r["file"] for r in rows}) == 32
+    for fold in folds:
+        test = set(fold["test_speakers"])
+        assert not test & set(fold["train_speakers"]) and not test & set(fold["val_speakers"])
+        assert {r["speaker"] for r in rows if r["fold"] == fold["name"]} == test
+    for r in rows:
+        probabilities = [float(r[f"p_{c}"]) for c in ("neutral", "happy", "sad", "angry")]
+        assert abs(sum(probabilities) - 1) < 1e-3
+
+    # The fold model is a deployable recognizer: loads in safe mode.
+    import keras
+
+    model = keras.saving.load_model(out / "folds" / "fold1" / "model.keras", safe_mode=True)
+    assert model.class_names == ["neutral", "happy", "sad", "angry"]
+
+    # A rerun of the same command finds every fold done.
+    again = run(train_command(corpus, out, config))
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 2
+
+
+def test_killed_run_resumes_to_the_same_layout(corpus, tmp_path):
+    config = tmp_path / "tiny.json"
+    slow = json.loads(json.dumps(TINY))
+    slow["training"]["epochs"] = 4
+    config.write_text(json.dumps(slow))
+    out = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(train_command(corpus, out, config), cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = out / "folds" / "fold1" / "history.csv"
+    deadline = time.time() + 600
+    while time.time() < deadline:  # kill after the first epoch of fold 1
+        if history.exists() and len(history.read_text().splitlines()) >= 2:
+            break
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists()
+    assert not (out / "folds" / "fold1" / "result.json").exists()
+
+    resumed = run(train_command(corpus, out, config))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    epochs = [int(float(row["epoch"])) for row in csv.DictReader(history.open())]
+    assert epochs[0] == 0 and epochs[-1] <= 3  # continued, not restarted past 4 epochs
+    assert len(epochs) <= 4 + 1
+    assert (out / "metrics.json").exists()
+    assert layout(out) == sorted(
+        ["config.json", "metrics.json", "predictions.csv", "confusion.png", "folds.json", "manifest.csv"]
+        + [f"folds/{f}/{n}" for f in ("fold1", "fold2") for n in
+           ("history.csv", "curves.png", "model.keras", "result.json", "best.weights.h5", "monitor.json")]
+    )
+
+
+def test_missing_data_dir_says_how_to_get_the_corpus(tmp_path):
+    result = run([sys.executable, str(REPO / "train.py"), "--dataset", "ravdess",
+                  "--data_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "run")])
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+    assert "python -m datasets.download ravdess" in result.stderr
