@@ -87,7 +87,11 @@ _SHOULD_BE = re.compile(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)")
 def _open_error(path, exc):
     """Turns a libsndfile open error into an AudioError of the right kind."""
     message = str(exc)
-    if "Format not recognised" in message or "unknown format" in message:
+    if (
+        "Format not recognised" in message
+        or "unknown format" in message
+        or "not a regular file" in message
+    ):
         return AudioError(
             path,
             "not an audio file (libsndfile does not recognise the format)",
@@ -258,6 +262,15 @@ def iter_blocks(path, *, sample_rate=DEFAULT_SAMPLE_RATE, block_seconds=60.0):
     info = read_info(path)
     if info.frames == 0:
         raise AudioError(path, "the file holds no samples", kind="no_samples")
+    with sf.SoundFile(path) as f:
+        match = _SHOULD_BE.search(f.extra_info or "")
+    if match and int(match.group(2)) < int(match.group(1)):
+        raise AudioError(
+            path,
+            f"truncated audio file: the header announces {match.group(1)} "
+            f"bytes of samples but only {match.group(2)} are present",
+            kind="truncated",
+        )
     block = max(1, int(block_seconds * info.sample_rate))
     stream = None
     if sample_rate is not None and sample_rate != info.sample_rate:

@@ -1,7 +1,15 @@
 """Keras layers of speechmodel (all registered as ``speechmodel>Name``)."""
 
+from speechmodel.layers.adaptive_average_pooling import AdaptiveAveragePooling
 from speechmodel.layers.attention_pooling import AttentionPooling
 from speechmodel.layers.imagenet_preprocessing import ImageNetPreprocessing
+from speechmodel.layers.log_mel_segments import LogMelSegments
 from speechmodel.layers.masked_time_distributed import MaskedTimeDistributed
 
-__all__ = ["AttentionPooling", "ImageNetPreprocessing", "MaskedTimeDistributed"]
+__all__ = [
+    "AdaptiveAveragePooling",
+    "AttentionPooling",
+    "ImageNetPreprocessing",
+    "LogMelSegments",
+    "MaskedTimeDistributed",
+]

@@ -147,6 +147,13 @@ def validate(config):
         FeatureConfig.from_dict(config["features"])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if training["augment"]:
+        from speechmodel.augment import Augmentation
+
+        try:
+            Augmentation.from_dict(training["augment"])
+        except ValueError as exc:
+            raise ConfigError(f"training.augment: {exc}") from None
     if not isinstance(config["model"].get("name"), str):
         raise ConfigError(f"model.name must be a string. Received: {config['model'].get('name')!r}")
 

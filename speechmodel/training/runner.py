@@ -40,6 +40,14 @@ from speechmodel.training import artifacts
 from speechmodel.training.config import ConfigError, default_output_dir, digest, resolve
 
 
+# The run's own lines: to the run's train.log (and stdout), not to absl's
+# stderr handler on the root logger. Library warnings reach train.log
+# through the root logger.
+_LOG = std_logging.getLogger("speechmodel.run")
+_LOG.propagate = False
+_LOG.setLevel(std_logging.INFO)
+
+
 class RunError(RuntimeError):
     """An experiment that cannot start; the message says why and what to do."""
 
@@ -166,18 +174,17 @@ def _log_file(path):
     handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = std_logging.getLogger()
     root.addHandler(handler)
-    previous = root.level
-    root.setLevel(min(previous or std_logging.INFO, std_logging.INFO))
+    _LOG.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
-        root.setLevel(previous)
+        _LOG.removeHandler(handler)
         handler.close()
 
 
 def _say(message, to_stdout):
-    logging.info(message)
+    _LOG.info(message)
     if to_stdout:
         print(message, flush=True)
 
@@ -378,7 +385,6 @@ def _fold_result(fold, data, class_names, test_probabilities, test_rows_index, e
 
 def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fold_dir):
     import keras
-    import tensorflow as tf
 
     from speechmodel import distribute, precision
     from speechmodel.config import FeatureConfig
@@ -399,25 +405,25 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
     features = FeatureConfig.from_dict(config["features"])
     data = _fold_data(manifest, test_manifest, fold, class_names, config)
     failures = FailureLog()
-    augment = training.get("augment") or {}
-    waveform_augment = features_augment = None
-    if augment:
+    waveform_augment = features_augment = mixup = None
+    if training.get("augment"):
         from speechmodel import augment as aug
 
-        waveform_augment = aug.build_waveform_augment(augment)
-        features_augment = aug.build_features_augment(augment)
+        settings = aug.Augmentation.from_dict(training["augment"])
+        waveform_augment = aug.build_waveform_augment(
+            training["augment"], sample_rate=features.sample_rate
+        )
+        features_augment = aug.build_features_augment(training["augment"], feature_config=features)
+        mixup = settings.mixup
     common = {"config": features, "batch_size": batch_size, "failures": failures}
     cache = training.get("cache") or None
     train_ds = make_dataset(
         *data["train"], training=True, seed=seed, cache=cache,
         waveform_augment=waveform_augment, features_augment=features_augment, **common,
     )
-    mixup = augment.get("mixup") if augment else None
-    if mixup:
-        from speechmodel import augment as aug
-
+    if mixup is not None:
         train_ds = aug.apply_mixup(
-            train_ds, alpha=float(mixup.get("alpha", 0.2)), num_classes=len(class_names), seed=seed
+            train_ds, alpha=mixup.alpha, num_classes=len(class_names), seed=seed, p=mixup.p
         )
     val_ds = make_dataset(*data["val"], cache=cache, **common) if len(fold.val) else None
     model_config = dict(config["model"])
@@ -427,9 +433,9 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
         model.compile(
             optimizer=_optimizer(training, learning_rate),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=training["label_smoothing"])
-            if mixup
+            if mixup is not None
             else keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"] if not mixup else ["categorical_accuracy"],
+            metrics=["accuracy"] if mixup is None else ["categorical_accuracy"],
         )
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(fold_dir, "backup")),
@@ -459,7 +465,8 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
         extra.update(
             two_stage.train(
                 model, config, data, class_names, fold_dir, seed, strategy, batch_size,
-                learning_rate, failures,
+                learning_rate, failures, waveform_augment=waveform_augment,
+                features_augment=features_augment,
             )
         )
     else:

@@ -145,8 +145,15 @@ def segment_dataset(utterances, *, batch_size, seed):
     return ds.shuffle(4096, seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def train(model, config, data, class_names, fold_dir, seed, strategy, batch_size, learning_rate, failures):
-    """Runs the stages on one fold; returns the figures for result.json."""
+def train(
+    model, config, data, class_names, fold_dir, seed, strategy, batch_size, learning_rate,
+    failures, *, waveform_augment=None, features_augment=None,
+):
+    """Runs the stages on one fold; returns the figures for result.json.
+
+    The augmentations apply to stage 1 (the CNN sees augmented segments);
+    the cached embeddings of stage 2 are of the original audio.
+    """
     import keras
 
     from speechmodel.config import FeatureConfig
@@ -173,6 +180,7 @@ def train(model, config, data, class_names, fold_dir, seed, strategy, batch_size
             utterances = make_dataset(
                 *data["train"], config=features, batch_size=batch_size, training=True,
                 seed=seed, cache=training.get("cache") or None, failures=failures,
+                waveform_augment=waveform_augment, features_augment=features_augment,
             )
             segments = segment_dataset(utterances, batch_size=training["segment_batch_size"], seed=seed)
             start = time.time()

@@ -1,0 +1,93 @@
+"""Results tables, made from run directories only.
+
+    python -m speechmodel.training.report runs/ravdess-*/ [--markdown FILE]
+
+Each row comes from a run's ``metrics.json`` (and its ``config.json``):
+nothing is typed in by hand, so a table can always be traced to the runs
+that produced it.
+"""
+
+import argparse
+import os
+import sys
+
+from speechmodel.training import artifacts
+
+
+def load_run(run_dir):
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(metrics_path):
+        raise FileNotFoundError(f"{run_dir}: no metrics.json (the run has not finished)")
+    metrics = artifacts.read_json(metrics_path)
+    config = artifacts.read_json(os.path.join(run_dir, "config.json"))
+    return metrics, config
+
+
+def row(run_dir):
+    metrics, config = load_run(run_dir)
+    model = config["model"]
+    label = model["name"]
+    if label == "speechmodel":
+        label += f" ({model.get('backbone', 'alexnet')}, {config['training']['mode']})"
+    return {
+        "run": run_dir,
+        "model": label,
+        "dataset": metrics["dataset"],
+        "protocol": config["protocol"]["name"],
+        "folds": len(metrics["folds"]),
+        "speaker_independent": metrics["speaker_independent"],
+        "uar": metrics["uar"],
+        "wa": metrics["wa"],
+        "fold_uar_mean": metrics.get("fold_uar_mean"),
+        "fold_uar_std": metrics.get("fold_uar_std"),
+        "fold_uar_min": min((f["uar"] for f in metrics["folds"] if f["uar"] is not None), default=None),
+        "fold_uar_max": max((f["uar"] for f in metrics["folds"] if f["uar"] is not None), default=None),
+        "seconds": sum(f["seconds"] for f in metrics["folds"]),
+        "n": metrics.get("n"),
+    }
+
+
+def markdown(rows):
+    def pct(x):
+        return "" if x is None else f"{100 * x:.2f}"
+
+    lines = [
+        "| model | dataset | protocol | folds | UAR % | WA % | per-fold UAR % (mean +- std, min-max) | train+test time | n |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        spread = (
+            f"{pct(r['fold_uar_mean'])} +- {pct(r['fold_uar_std'])} ({pct(r['fold_uar_min'])}-{pct(r['fold_uar_max'])})"
+            if r["fold_uar_mean"] is not None
+            else ""
+        )
+        flag = "" if r["speaker_independent"] else " (NOT speaker independent)"
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {r['protocol']}{flag} | {r['folds']} | {pct(r['uar'])} | "
+            f"{pct(r['wa'])} | {spread} | {r['seconds'] / 60:.1f} min | {r['n']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Results table from run directories.")
+    parser.add_argument("runs", nargs="+", help="run directories (holding metrics.json)")
+    parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--json", help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+    try:
+        rows = [row(r) for r in args.runs]
+    except FileNotFoundError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    table = markdown(rows)
+    print(table, end="")
+    if args.markdown:
+        artifacts.atomic_write_text(args.markdown, table)
+    if args.json:
+        artifacts.write_json(args.json, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
