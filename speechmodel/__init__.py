@@ -21,6 +21,7 @@ _LAZY = {
     "get_strategy": "speechmodel.distribute",
     "set_precision": "speechmodel.precision",
     "make_dataset": "speechmodel.pipeline",
+    "ClassicalModel": "speechmodel.classical",
     "FeatureConfig": "speechmodel.config",
     "load_audio": "speechmodel.audio",
     "AudioError": "speechmodel.audio",

@@ -1,0 +1,457 @@
+"""scikit-learn classifiers on utterance statistics, by name.
+
+Every classifier is a ``Pipeline([("scale", StandardScaler()), ("clf", ...)])``
+so that feature scaling is fitted on the training rows only (within every
+inner cross-validation split too). Registered names:
+
+=========  ====================================================================
+svm        ``SVC`` (RBF, ``probability=True``, balanced class weights)
+rf         ``RandomForestClassifier`` (300 trees, balanced class weights)
+hgb        ``HistGradientBoostingClassifier`` (balanced, no early stopping)
+knn        ``KNeighborsClassifier`` (10 neighbours, distance weighted)
+mlp        ``MLPClassifier`` (one hidden layer of 256, early stopping)
+bagging    ``BaggingClassifier`` of decision trees (50)
+=========  ====================================================================
+
+``ClassicalModel`` wraps a pipeline with the class names and the feature
+configuration, so that it predicts from arrays or directly from audio files.
+"""
+
+import dataclasses
+import typing
+import warnings
+
+import numpy as np
+from sklearn.ensemble import (
+    BaggingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from speechmodel.classical.features import (
+    ClassicalFeatureConfig,
+    extract_features,
+    feature_names,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierSpec:
+    """A registered classifier.
+
+    Attributes:
+        name: registry name.
+        factory: ``factory(seed) -> estimator`` with the default parameters.
+        search_overrides: parameters set only while grid searching, where
+            the score needs ``predict`` alone (e.g. ``probability=False``
+            spares SVC its internal Platt-scaling cross-validation).
+        description: one line for listings.
+    """
+
+    name: str
+    factory: typing.Callable
+    search_overrides: dict = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+
+_REGISTRY = {}
+
+
+def register_classifier(name, factory, *, search_overrides=None, description=""):
+    """Adds (or replaces) a classifier in the registry.
+
+    Args:
+        name: the registry name.
+        factory: ``factory(seed) -> estimator`` (an unfitted scikit-learn
+            classifier with ``predict_proba``).
+        search_overrides: parameters applied only during grid search.
+        description: one line for listings.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a non-empty string. Received: name={name!r}")
+    if not callable(factory):
+        raise ValueError(
+            f"`factory` must be callable. Received: factory={factory!r}"
+        )
+    _REGISTRY[name] = ClassifierSpec(
+        name, factory, dict(search_overrides or {}), description
+    )
+
+
+def available_classifiers():
+    """Sorted names of the registered classifiers."""
+    return sorted(_REGISTRY)
+
+
+def get_spec(name):
+    """The ClassifierSpec of ``name``; unknown names raise ValueError."""
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"Unknown classifier. Known: {available_classifiers()}. "
+            f"Received: name={name!r}"
+        )
+    return _REGISTRY[name]
+
+
+register_classifier(
+    "svm",
+    lambda seed: SVC(
+        kernel="rbf",
+        C=10.0,
+        gamma="scale",
+        class_weight="balanced",
+        probability=True,
+        random_state=seed,
+    ),
+    search_overrides={"probability": False},
+    description="RBF support vector machine with Platt-scaled probabilities",
+)
+register_classifier(
+    "rf",
+    lambda seed: RandomForestClassifier(
+        n_estimators=300, class_weight="balanced", random_state=seed
+    ),
+    description="random forest",
+)
+register_classifier(
+    "hgb",
+    lambda seed: HistGradientBoostingClassifier(
+        learning_rate=0.1,
+        max_iter=200,
+        class_weight="balanced",
+        early_stopping=False,
+        random_state=seed,
+    ),
+    description="histogram gradient boosting",
+)
+register_classifier(
+    "knn",
+    lambda seed: KNeighborsClassifier(n_neighbors=10, weights="distance"),
+    description="k nearest neighbours",
+)
+register_classifier(
+    "mlp",
+    lambda seed: MLPClassifier(
+        hidden_layer_sizes=(256,),
+        alpha=1e-3,
+        max_iter=500,
+        early_stopping=True,
+        random_state=seed,
+    ),
+    description="multi-layer perceptron",
+)
+register_classifier(
+    "bagging",
+    lambda seed: BaggingClassifier(n_estimators=50, random_state=seed),
+    description="bagged decision trees",
+)
+
+
+def _as_param_value(value):
+    # JSON has no tuples: e.g. hidden_layer_sizes [256, 128] -> (256, 128).
+    return tuple(value) if isinstance(value, list) else value
+
+
+def normalize_params(params):
+    """A copy of ``params`` with JSON lists turned into tuples."""
+    return {str(k): _as_param_value(v) for k, v in dict(params or {}).items()}
+
+
+def build_pipeline(name, params=None, *, seed=0, for_search=False):
+    """A fresh scaler + classifier pipeline.
+
+    Args:
+        name: registered classifier name.
+        params: estimator parameters (bare names such as ``C``), applied on
+            top of the registry defaults.
+        seed: ``random_state`` of the estimator (where it has one).
+        for_search: also apply the spec's ``search_overrides``.
+
+    Returns:
+        ``Pipeline([("scale", StandardScaler()), ("clf", estimator)])``.
+
+    Raises:
+        ValueError: unknown classifier or parameter.
+    """
+    spec = get_spec(name)
+    estimator = spec.factory(seed)
+    params = normalize_params(params)
+    known = estimator.get_params(deep=False)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(
+            f"Unknown parameters {unknown} for classifier {name!r} "
+            f"({type(estimator).__name__}); known: {sorted(known)}. "
+            f"Received: params={params}"
+        )
+    estimator.set_params(**params)
+    if for_search and spec.search_overrides:
+        estimator.set_params(**spec.search_overrides)
+    return Pipeline([("scale", StandardScaler()), ("clf", estimator)])
+
+
+def check_xy(X, y=None, *, n_classes=None, groups=None):
+    """Validates a feature matrix (and labels, groups); returns arrays."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(
+            f"`X` must be a non-empty 2-D array. Received: shape={X.shape}"
+        )
+    if not np.isfinite(X).all():
+        rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
+        raise ValueError(
+            f"`X` holds NaN or inf in {rows.size} rows. Received: rows "
+            f"{rows[:10].tolist()}{' ...' if rows.size > 10 else ''}"
+        )
+    if y is None:
+        return X
+    y = np.asarray(y)
+    if y.shape != (X.shape[0],):
+        raise ValueError(
+            f"`y` must hold one label per row of X ({X.shape[0]}). "
+            f"Received: y.shape={y.shape}"
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"`y` must hold integer class indices. Received: dtype={y.dtype}"
+        )
+    y = y.astype(np.int64)
+    if n_classes is not None and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(
+            f"`y` holds class indices outside [0, {n_classes}). "
+            f"Received: min={y.min()}, max={y.max()}"
+        )
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (X.shape[0],):
+            raise ValueError(
+                f"`groups` must hold one speaker per row of X ({X.shape[0]}). "
+                f"Received: groups.shape={groups.shape}"
+            )
+    return X, y, groups
+
+
+class PathPredictions(typing.NamedTuple):
+    """Probabilities for the files that could be read.
+
+    Attributes:
+        probabilities: float (n_ok, n_classes), rows in the order of ``kept``.
+        kept: indices into the given paths of those rows.
+        failures: list of FeatureFailure (index, path, reason).
+    """
+
+    probabilities: np.ndarray
+    kept: np.ndarray
+    failures: list
+
+
+class ClassicalModel:
+    """A scikit-learn classifier on utterance statistics.
+
+    Args:
+        name: registered classifier name (``available_classifiers()``).
+        params: estimator parameters over the registry defaults.
+        feature_config: the ClassicalFeatureConfig that produced (or will
+            produce) the features; default ``ClassicalFeatureConfig()``.
+            ``fit`` checks that ``X`` has its number of columns.
+        class_names: class names; label ``i`` names ``class_names[i]``.
+        seed: ``random_state`` of the estimator.
+        grid: optional parameter grid (dict or list of dicts, bare parameter
+            names). With a grid, ``fit`` first chooses the parameters by
+            speaker-grouped inner cross-validation on the rows it is given
+            (``groups`` is then required); see ``grid_search``.
+        inner_splits: folds of that inner cross-validation.
+
+    Example:
+
+    ```python
+    model = ClassicalModel("svm", class_names=["neutral", "happy"])
+    model.fit(X_train, y_train)
+    probabilities = model.predict_proba(X_test)
+    ```
+    """
+
+    def __init__(
+        self,
+        name,
+        *,
+        params=None,
+        feature_config=None,
+        class_names,
+        seed=0,
+        grid=None,
+        inner_splits=4,
+    ):
+        get_spec(name)
+        class_names = list(class_names)
+        if len(class_names) < 2 or not all(isinstance(c, str) for c in class_names):
+            raise ValueError(
+                "`class_names` must list at least two strings. "
+                f"Received: class_names={class_names}"
+            )
+        if len(set(class_names)) != len(class_names):
+            raise ValueError(
+                f"`class_names` must be unique. Received: class_names={class_names}"
+            )
+        self.name = name
+        self.params = normalize_params(params)
+        self.feature_config = ClassicalFeatureConfig.from_dict(
+            feature_config or ClassicalFeatureConfig()
+        )
+        self.class_names = class_names
+        self.seed = seed
+        # A GridSpec (from grid_search.load_grid) is stored as its plain grid.
+        self.grid = getattr(grid, "param_grid", grid)
+        self.inner_splits = inner_splits
+        # Validates the parameter names now rather than at fit time.
+        build_pipeline(name, self.params, seed=seed)
+        self.pipeline_ = None
+        self.chosen_params_ = None
+        self.grid_result_ = None
+
+    def get_config(self):
+        """The constructor arguments, JSON-ready."""
+        return {
+            "name": self.name,
+            "params": dict(self.params),
+            "feature_config": self.feature_config.to_dict(),
+            "class_names": list(self.class_names),
+            "seed": self.seed,
+            "grid": self.grid,
+            "inner_splits": self.inner_splits,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(config.pop("name"), **config)
+
+    @property
+    def feature_names(self):
+        return feature_names(self.feature_config)
+
+    @property
+    def is_fitted(self):
+        return self.pipeline_ is not None
+
+    def fit(self, X, y, groups=None):
+        """Fits the pipeline (after a grouped grid search if ``grid`` is set).
+
+        Args:
+            X: float (n, d) features made with ``feature_config``.
+            y: int (n,) class indices.
+            groups: (n,) speaker of each row; required with a grid.
+
+        Returns:
+            self.
+        """
+        n_classes = len(self.class_names)
+        X, y, groups = check_xy(X, y, n_classes=n_classes, groups=groups)
+        expected = len(self.feature_names)
+        if X.shape[1] != expected:
+            raise ValueError(
+                f"`X` has {X.shape[1]} columns but the feature_config gives "
+                f"{expected}; pass the ClassicalFeatureConfig that produced X. "
+                f"Received: X.shape={X.shape}"
+            )
+        missing = sorted(set(range(n_classes)) - set(np.unique(y).tolist()))
+        if missing:
+            warnings.warn(
+                f"Classes absent from the training rows get probability 0: "
+                f"{[self.class_names[i] for i in missing]}",
+                stacklevel=2,
+            )
+        params = dict(self.params)
+        self.grid_result_ = None
+        if self.grid is not None:
+            from speechmodel.classical.grid_search import grid_search
+
+            if groups is None:
+                raise ValueError(
+                    "A grid search needs `groups` (the speaker of each row) "
+                    "so that its inner folds are speaker independent. "
+                    "Received: groups=None"
+                )
+            self.grid_result_ = grid_search(
+                self.name,
+                X,
+                y,
+                groups,
+                param_grid=self.grid,
+                base_params=params,
+                seed=self.seed,
+                n_splits=self.inner_splits,
+            )
+            params.update(self.grid_result_.best_params)
+        pipeline = build_pipeline(self.name, params, seed=self.seed)
+        pipeline.fit(X, y)
+        self.pipeline_ = pipeline
+        self.chosen_params_ = params
+        return self
+
+    def _check_fitted(self):
+        if self.pipeline_ is None:
+            raise ValueError(
+                f"This ClassicalModel ({self.name}) is not fitted yet: call "
+                "fit() or load a saved model."
+            )
+
+    def predict_proba(self, X):
+        """Class probabilities, float64 (n, len(class_names)); rows sum to 1."""
+        self._check_fitted()
+        X = check_xy(X)
+        expected = len(self.feature_names)
+        if X.shape[1] != expected:
+            raise ValueError(
+                f"`X` has {X.shape[1]} columns; this model takes {expected}. "
+                f"Received: X.shape={X.shape}"
+            )
+        raw = self.pipeline_.predict_proba(X)
+        proba = np.zeros((X.shape[0], len(self.class_names)), np.float64)
+        proba[:, np.asarray(self.pipeline_.classes_, dtype=np.int64)] = raw
+        return proba
+
+    def predict(self, X):
+        """Class indices: the argmax of ``predict_proba`` (int64 (n,))."""
+        return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
+
+    def fit_paths(self, paths, y, groups=None, *, n_jobs=2, cache_dir=None):
+        """Extracts features of ``paths`` and fits on them.
+
+        Raises:
+            ValueError: any file could not be featurised (all are listed);
+                a training set is never silently shrunk.
+        """
+        result = extract_features(
+            paths, self.feature_config, n_jobs=n_jobs, cache_dir=cache_dir
+        )
+        if result.failures:
+            listing = "\n".join(f"  {f.path}: {f.reason}" for f in result.failures)
+            raise ValueError(
+                f"{len(result.failures)} of {len(paths)} training files could "
+                f"not be featurised:\n{listing}"
+            )
+        return self.fit(result.X, y, groups)
+
+    def predict_proba_paths(self, paths, *, n_jobs=2, cache_dir=None):
+        """Probabilities for audio files.
+
+        Returns:
+            PathPredictions ``(probabilities, kept, failures)``: files that
+            cannot be read are listed in ``failures`` (with index, path and
+            reason) and have no row.
+        """
+        self._check_fitted()
+        result = extract_features(
+            paths, self.feature_config, n_jobs=n_jobs, cache_dir=cache_dir
+        )
+        if len(result.X):
+            proba = self.predict_proba(result.X)
+        else:
+            proba = np.zeros((0, len(self.class_names)), np.float64)
+        return PathPredictions(proba, result.kept, result.failures)

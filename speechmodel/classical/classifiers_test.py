@@ -1,0 +1,173 @@
+import numpy as np
+import pytest
+import soundfile as sf
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from speechmodel.classical import classifiers as C
+from speechmodel.classical.classifiers import (
+    ClassicalModel,
+    available_classifiers,
+    build_pipeline,
+)
+from speechmodel.classical.features import ClassicalFeatureConfig, feature_names
+
+# 6 columns: mfcc 0-5, mean only.
+CONFIG = ClassicalFeatureConfig(features=("mfcc",), aggregators=("mean",), n_mfcc=6)
+NAMES = ["low", "mid", "high"]
+FAST = {
+    "rf": {"n_estimators": 20},
+    "hgb": {"max_iter": 20},
+    "bagging": {"n_estimators": 5},
+    "mlp": {"max_iter": 2000, "early_stopping": False},  # 9 rows cannot early-stop.
+}
+
+
+def blobs(n_per_class=30, seed=0, shift=4.0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n_per_class)
+    X = rng.normal(size=(y.size, 6))
+    X[:, 0] += shift * y
+    X[:, 1] = X[:, 1] * 1000 + 5000  # A badly scaled column: needs the scaler.
+    return X, y
+
+
+def test_registry_has_the_seed_classifiers():
+    assert available_classifiers() == ["bagging", "hgb", "knn", "mlp", "rf", "svm"]
+
+
+@pytest.mark.parametrize("name", ["bagging", "hgb", "knn", "mlp", "rf", "svm"])
+def test_each_classifier_learns_separable_blobs(name):
+    X, y = blobs()
+    X_test, y_test = blobs(seed=1)
+    model = ClassicalModel(
+        name, params=FAST.get(name), feature_config=CONFIG, class_names=NAMES
+    )
+    model.fit(X, y)
+    proba = model.predict_proba(X_test)
+    assert proba.shape == (90, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(model.predict(X_test), proba.argmax(axis=1))
+    assert (model.predict(X_test) == y_test).mean() > 0.85
+
+
+def test_pipeline_scales_inside():
+    pipeline = build_pipeline("svm", {"C": 3.0}, seed=5)
+    assert isinstance(pipeline, Pipeline)
+    assert isinstance(pipeline.named_steps["scale"], StandardScaler)
+    clf = pipeline.named_steps["clf"]
+    assert clf.C == 3.0 and clf.probability and clf.random_state == 5
+    assert not build_pipeline("svm", for_search=True).named_steps["clf"].probability
+
+
+def test_scaler_is_fit_on_training_rows_only():
+    X, y = blobs()
+    model = ClassicalModel("knn", feature_config=CONFIG, class_names=NAMES)
+    model.fit(X[::2], y[::2])
+    np.testing.assert_allclose(
+        model.pipeline_.named_steps["scale"].mean_, X[::2].mean(axis=0)
+    )
+
+
+def test_json_lists_become_tuples():
+    pipeline = build_pipeline("mlp", {"hidden_layer_sizes": [16, 8]})
+    assert pipeline.named_steps["clf"].hidden_layer_sizes == (16, 8)
+
+
+def test_unknown_classifier_and_params_are_named():
+    with pytest.raises(ValueError, match="name='xgboost'"):
+        ClassicalModel("xgboost", class_names=NAMES)
+    with pytest.raises(ValueError, match="Unknown parameters \\['gama'\\]"):
+        ClassicalModel("svm", params={"gama": 1.0}, class_names=NAMES)
+
+
+def test_bad_inputs_are_refused():
+    X, y = blobs()
+    model = ClassicalModel("knn", feature_config=CONFIG, class_names=NAMES)
+    with pytest.raises(ValueError, match="not fitted"):
+        model.predict_proba(X)
+    with pytest.raises(ValueError, match="columns but the feature_config gives 6"):
+        model.fit(X[:, :5], y)
+    with pytest.raises(ValueError, match="outside \\[0, 3\\)"):
+        model.fit(X, y + 1)
+    with pytest.raises(ValueError, match="integer class indices"):
+        model.fit(X, y.astype(float))
+    bad = X.copy()
+    bad[4, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf in 1 rows"):
+        model.fit(bad, y)
+    with pytest.raises(ValueError, match="at least two strings"):
+        ClassicalModel("knn", class_names=["only"])
+    model.fit(X, y)
+    with pytest.raises(ValueError, match="this model takes 6"):
+        model.predict_proba(X[:, :4])
+
+
+def test_absent_training_class_gets_zero_probability():
+    X, y = blobs()
+    keep = y != 1
+    model = ClassicalModel("svm", feature_config=CONFIG, class_names=NAMES)
+    with pytest.warns(UserWarning, match="\\['mid'\\]"):
+        model.fit(X[keep], y[keep])
+    proba = model.predict_proba(X)
+    assert proba.shape == (90, 3)
+    assert (proba[:, 1] == 0).all()
+
+
+def test_fit_with_grid_needs_groups_and_chooses_params():
+    X, y = blobs()
+    groups = np.tile(np.arange(6), 15)
+    model = ClassicalModel(
+        "knn",
+        feature_config=CONFIG,
+        class_names=NAMES,
+        grid={"n_neighbors": [1, 5]},
+        inner_splits=3,
+    )
+    with pytest.raises(ValueError, match="needs `groups`"):
+        model.fit(X, y)
+    model.fit(X, y, groups)
+    assert model.chosen_params_["n_neighbors"] in (1, 5)
+    assert model.grid_result_.n_splits == 3
+    assert model.pipeline_.named_steps["clf"].n_neighbors == (
+        model.chosen_params_["n_neighbors"]
+    )
+
+
+def test_config_round_trip():
+    model = ClassicalModel(
+        "rf", params={"n_estimators": 7}, feature_config=CONFIG, class_names=NAMES, seed=3
+    )
+    again = ClassicalModel.from_config(model.get_config())
+    assert again.get_config() == model.get_config()
+
+
+def test_paths_api_reports_bad_files(tmp_path):
+    sr = 16000
+    t = np.arange(sr) / sr
+    paths, y = [], []
+    for i, freq in enumerate([200, 220, 240, 2000, 2200, 2400]):
+        path = tmp_path / f"{i}.wav"
+        sf.write(str(path), 0.3 * np.sin(2 * np.pi * freq * t), sr)
+        paths.append(str(path))
+        y.append(int(freq > 1000))
+    config = ClassicalFeatureConfig(features=("mfcc", "zcr"), n_mfcc=8)
+    model = ClassicalModel(
+        "knn", params={"n_neighbors": 1}, feature_config=config, class_names=["lo", "hi"]
+    )
+    with pytest.raises(ValueError, match="(?s)1 of 7 training files.*missing.wav: file not found"):
+        model.fit_paths(paths + [str(tmp_path / "missing.wav")], y + [0], n_jobs=1)
+    model.fit_paths(paths, y, n_jobs=1)
+    assert len(model.feature_names) == len(feature_names(config))
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF")
+    result = model.predict_proba_paths([paths[0], str(broken), paths[4]], n_jobs=1)
+    np.testing.assert_array_equal(result.kept, [0, 2])
+    assert [f.index for f in result.failures] == [1]
+    assert result.failures[0].path == str(broken)
+    np.testing.assert_array_equal(result.probabilities.argmax(axis=1), [0, 1])
+
+
+def test_register_classifier_validates():
+    with pytest.raises(ValueError, match="callable"):
+        C.register_classifier("x", None)
