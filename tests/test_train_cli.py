@@ -143,3 +143,27 @@ def test_missing_data_dir_says_how_to_get_the_corpus(tmp_path):
     assert result.returncode == 2
     assert "does not exist" in result.stderr
     assert "python -m datasets.download ravdess" in result.stderr
+
+
+def test_two_stage_mode_and_a_classical_model_write_the_same_artifacts(corpus, tmp_path):
+    config = tmp_path / "tiny.json"
+    two_stage = json.loads(json.dumps(TINY))
+    two_stage["training"].update(mode="two_stage", segment_epochs=1, embedding_cache=str(tmp_path / "emb"))
+    config.write_text(json.dumps(two_stage))
+    out = tmp_path / "two_stage"
+    result = run(train_command(corpus, out, config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    fold = json.loads((out / "folds" / "fold1" / "result.json").read_text())
+    assert fold["mode"] == "two_stage" and fold["head_seconds_per_epoch"] > 0
+    assert (out / "folds" / "fold1" / "stage1.weights.h5").is_file()
+    assert len(list((tmp_path / "emb").glob("embeddings-*.npz"))) == 4  # train + val, 2 folds
+
+    svm = tmp_path / "svm"
+    result = run(train_command(corpus, svm, config, "--model", "svm", "--protocol", "holdout",
+                               "--holdout_speakers", "01,02"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((svm / "metrics.json").read_text())
+    assert metrics["model"] == "svm" and metrics["n"] == 16
+    assert metrics["folds"][0]["test_speakers"] == ["01", "02"]
+    for name in ("predictions.csv", "confusion.png", "model.skz", "folds/holdout/result.json"):
+        assert (svm / name).is_file(), name

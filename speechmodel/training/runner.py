@@ -15,7 +15,8 @@
     metrics.json       UAR, WA, per-class recall, confusion matrix (pooled
                        over all test utterances), per-fold figures, protocol
     confusion.png      the pooled confusion matrix
-    model.keras        protocol "all" only: the deployable model
+    model.keras        one-fold protocols ("all", "holdout"): the deployable
+                       model (a copy of the fold's), for infer.py --model
 
 Speaker independence: the test speakers of a fold are used once, to predict
 at the end of that fold. Early stopping, the learning-rate schedule and the
@@ -113,17 +114,24 @@ def make_protocol_folds(config, manifest, test_manifest):
     section = dict(config["protocol"])
     if section.get("folds"):
         return datasets.read_folds(section["folds"])
+    name = section["name"]
     kwargs = {
         "seed": section["seed"],
-        "k": section.get("k"),
         "val_speakers": section.get("val_speakers"),
-        "holdout_speakers": section.get("holdout_speakers"),
         "random_split": bool(section.get("random_split")),
-        "grouping": section.get("grouping"),
     }
-    if section["name"] == "cross":
+    # Options of one protocol only: a config written for k-fold can be run
+    # with --protocol all or holdout without editing it.
+    if name == "kfold":
+        kwargs.update(k=section.get("k"), grouping=section.get("grouping"))
+    if name == "holdout":
+        kwargs["holdout_speakers"] = section.get("holdout_speakers")
+    if name == "cross":
         kwargs["test_manifest"] = test_manifest
-    return datasets.make_folds(manifest, section["name"], **kwargs)
+    try:
+        return datasets.make_folds(manifest, name, **kwargs)
+    except ValueError as exc:
+        raise RunError(f"Cannot make the {name!r} folds: {exc}") from None
 
 
 # ------------------------------------------------------------ the loop
@@ -306,6 +314,12 @@ def _summarise(config, folds, results, class_names, run_dir, seconds):
             title=f"{config['dataset']['name']} {config['model']['name']}: "
             f"UAR {100 * pooled['uar']:.1f} %, WA {100 * pooled['wa']:.1f} %",
         )
+    if len(folds) == 1:  # protocols "all" and "holdout": one deployable model
+        for name in ("model.keras", "model.skz"):
+            source = os.path.join(run_dir, "folds", folds[0].name, name)
+            if os.path.exists(source):
+                with open(source, "rb") as f:
+                    artifacts.atomic_write_bytes(os.path.join(run_dir, name), f.read())
     artifacts.write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return metrics
 
