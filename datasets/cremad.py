@@ -26,10 +26,9 @@ import re
 from datasets import emotions as emotions_lib
 from datasets.manifest import (
     Collector,
-    CorpusError,
+    NameScan,
     Utterance,
     check_data_dir,
-    describe_dir,
     scan_audio,
 )
 
@@ -151,17 +150,8 @@ def load_cremad(data_dir, *, demographics=None):
         demographics = _find_demographics(data_dir)
     genders = read_demographics(demographics) if demographics else {}
     collector = Collector(CORPUS)
-    files = scan_audio(root, collector)
-    parsed_any = False
-    for path in files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            fields = parse_name(stem)
-        except ValueError as exc:
-            parsed_any = parsed_any or bool(_NAME.match(stem))
-            collector.problem(path, str(exc))
-            continue
-        parsed_any = True
+    names = NameScan(scan_audio(root, collector), collector, parse_name, _NAME)
+    for path, stem, fields in names:
         actor = fields["actor"]
         utterance = Utterance(
             path=path,
@@ -174,16 +164,8 @@ def load_cremad(data_dir, *, demographics=None):
             intensity=LEVELS[fields["level"]],
         )
         collector.add(utterance, key=stem)
-    if not parsed_any:
-        raise CorpusError(
-            CORPUS,
-            data_dir,
-            expected=EXPECTED,
-            found=(
-                f"{len(files)} audio files, none named like CREMA-D; "
-                f"top level: {describe_dir(data_dir)}"
-            ),
-        )
+    if not names.matched:
+        raise names.no_match_error(data_dir, EXPECTED, "CREMA-D")
     if genders:
         missing = sorted({u.speaker for u in collector.utterances} - set(genders))
         if missing:

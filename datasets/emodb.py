@@ -26,10 +26,9 @@ import re
 from datasets import emotions as emotions_lib
 from datasets.manifest import (
     Collector,
-    CorpusError,
+    NameScan,
     Utterance,
     check_data_dir,
-    describe_dir,
     natural_key,
     scan_audio,
 )
@@ -102,17 +101,8 @@ def load_emodb(data_dir):
     wav_dir = os.path.join(data_dir, "wav")
     root = wav_dir if os.path.isdir(wav_dir) else data_dir
     collector = Collector(CORPUS)
-    files = scan_audio(root, collector)
-    parsed_any = False
-    for path in files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            fields = parse_name(stem)
-        except ValueError as exc:
-            parsed_any = parsed_any or bool(_NAME.match(stem))
-            collector.problem(path, str(exc))
-            continue
-        parsed_any = True
+    names = NameScan(scan_audio(root, collector), collector, parse_name, _NAME)
+    for path, stem, fields in names:
         speaker = fields["speaker"]
         utterance = Utterance(
             path=path,
@@ -125,16 +115,8 @@ def load_emodb(data_dir):
             extra=(("version", fields["version"]),),
         )
         collector.add(utterance, key=stem)
-    if not parsed_any:
-        raise CorpusError(
-            CORPUS,
-            data_dir,
-            expected=EXPECTED,
-            found=(
-                f"{len(files)} audio files, none named like EMO-DB; "
-                f"top level: {describe_dir(data_dir)}"
-            ),
-        )
+    if not names.matched:
+        raise names.no_match_error(data_dir, EXPECTED, "EMO-DB")
     return collector.manifest(
         sort_key=lambda u: (natural_key(u.speaker), os.path.basename(u.path)),
         expected=535,

@@ -728,6 +728,68 @@ def scan_audio(root, collector, *, extensions=AUDIO_EXTENSIONS):
     return found
 
 
+class NameScan:
+    """The audio files of a corpus, parsed by the corpus' naming scheme.
+
+    Iterating yields ``(path, stem, fields)`` for each file whose stem
+    ``parse_name`` accepts (``fields`` is what it returns). Every other file
+    becomes a problem in ``collector``, with the ``ValueError`` message of
+    ``parse_name`` as the reason, when the iteration reaches it, so problems
+    keep the order of ``files``.
+
+    Args:
+        files: audio paths, e.g. from :func:`scan_audio`.
+        collector: the loader's :class:`Collector`.
+        parse_name: the corpus' parser, stem -> dict of fields; raises
+            ``ValueError`` for a name it rejects.
+        pattern: compiled regex of the scheme's shape. A rejected name that
+            matches it (e.g. an unknown emotion code) still shows that the
+            folder holds this corpus.
+
+    Attributes:
+        files: the paths, as a list.
+        parsed: whether some name was accepted.
+        near_miss: whether some name matched ``pattern`` but was rejected.
+    """
+
+    def __init__(self, files, collector, parse_name, pattern):
+        self.files = list(files)
+        self.parsed = False
+        self.near_miss = False
+        self._collector = collector
+        self._parse_name = parse_name
+        self._pattern = pattern
+
+    @property
+    def matched(self):
+        """Whether some name looked like the scheme (parsed or a near miss)."""
+        return self.parsed or self.near_miss
+
+    def __iter__(self):
+        for path in self.files:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            try:
+                fields = self._parse_name(stem)
+            except ValueError as exc:
+                self.near_miss = self.near_miss or bool(self._pattern.match(stem))
+                self._collector.problem(path, str(exc))
+                continue
+            self.parsed = True
+            yield path, stem, fields
+
+    def no_match_error(self, data_dir, expected, title):
+        """The :class:`CorpusError` for a folder with no file named like ``title``."""
+        return CorpusError(
+            self._collector.corpus,
+            data_dir,
+            expected=expected,
+            found=(
+                f"{len(self.files)} audio files, none named like {title}; "
+                f"top level: {describe_dir(data_dir)}"
+            ),
+        )
+
+
 def check_data_dir(corpus, data_dir, expected):
     """The absolute path of ``data_dir``; CorpusError if it is not a folder."""
     data_dir = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))

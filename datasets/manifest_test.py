@@ -263,3 +263,46 @@ def test_scan_audio_follows_links_once_and_counts_hidden(tmp_path):
     # The linked folder is read once (through "link"), the loop is cut.
     assert [os.path.relpath(f, tmp_path) for f in found] == [os.path.join("link", "a.wav")]
     assert sum(c.excluded.values()) == 2  # ._a.wav (read once) and .cache/c.flac
+
+
+def test_name_scan_yields_parsed_reports_rest_in_order(tmp_path):
+    import re
+
+    from datasets.manifest import Collector, NameScan
+
+    pattern = re.compile(r"^([a-z])(\d)$")
+
+    def parse_name(stem):
+        match = pattern.match(stem)
+        if not match:
+            raise ValueError("name does not follow the demo scheme")
+        if match.group(1) == "x":
+            raise ValueError("unknown code 'x'")
+        return {"code": match.group(1)}
+
+    c = Collector("demo")
+    names = NameScan(["/d/bad.wav", "/d/a1.wav", "/d/x2.wav"], c, parse_name, pattern)
+    assert not names.matched  # nothing read yet: the scan is lazy
+    got = []
+    for path, stem, fields in names:
+        # The problem of bad.wav is recorded before a1 is yielded.
+        assert [p.path for p in c.problems] == ["/d/bad.wav"]
+        got.append((path, stem, fields))
+    assert got == [("/d/a1.wav", "a1", {"code": "a"})]
+    assert c.problems == [
+        Problem("/d/bad.wav", "name does not follow the demo scheme"),
+        Problem("/d/x2.wav", "unknown code 'x'"),
+    ]
+    assert names.parsed and names.near_miss and names.matched
+
+    # Only a rejected name of the right shape: still this corpus.
+    near = NameScan(["/d/x1.wav"], Collector("demo"), parse_name, pattern)
+    assert list(near) == [] and near.near_miss and near.matched
+    # Nothing of the right shape: not this corpus.
+    other = NameScan(["/d/a.wav", "/d/b.wav"], Collector("demo"), parse_name, pattern)
+    assert list(other) == [] and not other.matched
+    err = other.no_match_error(str(tmp_path), "files like a1.wav", "DEMO")
+    assert isinstance(err, CorpusError) and err.corpus == "demo"
+    assert err.found == (
+        "2 audio files, none named like DEMO; top level: an empty directory"
+    )

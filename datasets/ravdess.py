@@ -35,10 +35,9 @@ import re
 from datasets import emotions as emotions_lib
 from datasets.manifest import (
     Collector,
-    CorpusError,
+    NameScan,
     Utterance,
     check_data_dir,
-    describe_dir,
     natural_key,
     scan_audio,
 )
@@ -141,18 +140,8 @@ def load_ravdess(data_dir, *, include_song=False):
     """
     data_dir = check_data_dir(CORPUS, data_dir, EXPECTED)
     collector = Collector(CORPUS)
-    files = scan_audio(data_dir, collector)
-    parsed_any = False
-    for path in files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            fields = parse_name(stem)
-        except ValueError as exc:
-            if _NAME.match(stem):
-                parsed_any = True
-            collector.problem(path, str(exc))
-            continue
-        parsed_any = True
+    names = NameScan(scan_audio(data_dir, collector), collector, parse_name, _NAME)
+    for path, stem, fields in names:
         folder = os.path.basename(os.path.dirname(path))
         folder_match = _ACTOR_DIR.match(folder)
         if folder_match and int(folder_match.group(1)) != int(fields["actor"]):
@@ -181,16 +170,8 @@ def load_ravdess(data_dir, *, include_song=False):
             ),
         )
         collector.add(utterance, key=stem)
-    if not parsed_any:
-        raise CorpusError(
-            CORPUS,
-            data_dir,
-            expected=EXPECTED,
-            found=(
-                f"{len(files)} audio files, none named like RAVDESS; "
-                f"top level: {describe_dir(data_dir)}"
-            ),
-        )
+    if not names.matched:
+        raise names.no_match_error(data_dir, EXPECTED, "RAVDESS")
     return collector.manifest(
         sort_key=lambda u: (natural_key(u.speaker), os.path.basename(u.path)),
         expected=SPEECH_FILES + (SONG_FILES if include_song else 0),

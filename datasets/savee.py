@@ -21,10 +21,9 @@ import re
 from datasets import emotions as emotions_lib
 from datasets.manifest import (
     Collector,
-    CorpusError,
+    NameScan,
     Utterance,
     check_data_dir,
-    describe_dir,
     scan_audio,
 )
 
@@ -82,16 +81,9 @@ def load_savee(data_dir):
     """
     data_dir = check_data_dir(CORPUS, data_dir, EXPECTED)
     collector = Collector(CORPUS)
-    files = scan_audio(data_dir, collector)
-    parsed_any = False
-    for path in files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            fields = parse_name(stem)
-        except ValueError as exc:
-            parsed_any = parsed_any or bool(_NAME.match(stem))
-            collector.problem(path, str(exc))
-            continue
+    names = NameScan(scan_audio(data_dir, collector), collector, parse_name, _NAME)
+    identified = False
+    for path, _, fields in names:
         folder = os.path.basename(os.path.dirname(path))
         folder_speaker = folder.upper() if folder.upper() in SPEAKERS else None
         speaker = fields["speaker"] or folder_speaker
@@ -102,7 +94,7 @@ def load_savee(data_dir):
                 "speaker prefix in the name",
             )
             continue
-        parsed_any = True
+        identified = True
         if fields["speaker"] and folder_speaker and fields["speaker"] != folder_speaker:
             collector.problem(
                 path,
@@ -120,16 +112,9 @@ def load_savee(data_dir):
             text=text,
         )
         collector.add(utterance, key=(speaker, text))
-    if not parsed_any:
-        raise CorpusError(
-            CORPUS,
-            data_dir,
-            expected=EXPECTED,
-            found=(
-                f"{len(files)} audio files, none named like SAVEE; "
-                f"top level: {describe_dir(data_dir)}"
-            ),
-        )
+    # A name that parses but whose speaker cannot be told does not count.
+    if not (identified or names.near_miss):
+        raise names.no_match_error(data_dir, EXPECTED, "SAVEE")
     return collector.manifest(
         sort_key=lambda u: (u.speaker, u.text, u.path), expected=480
     )

@@ -31,10 +31,9 @@ import re
 from datasets import emotions as emotions_lib
 from datasets.manifest import (
     Collector,
-    CorpusError,
+    NameScan,
     Utterance,
     check_data_dir,
-    describe_dir,
     scan_audio,
 )
 
@@ -89,17 +88,8 @@ def load_tess(data_dir):
     """
     data_dir = check_data_dir(CORPUS, data_dir, EXPECTED)
     collector = Collector(CORPUS)
-    files = scan_audio(data_dir, collector)
-    parsed_any = False
-    for path in files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            fields = parse_name(stem)
-        except ValueError as exc:
-            parsed_any = parsed_any or bool(_NAME.match(stem))
-            collector.problem(path, str(exc))
-            continue
-        parsed_any = True
+    names = NameScan(scan_audio(data_dir, collector), collector, parse_name, _NAME)
+    for path, _, fields in names:
         emotion = emotions_lib.corpus_emotion(CORPUS, fields["emotion"])
         folder = os.path.basename(os.path.dirname(path))
         folder_match = _FOLDER.match(folder)
@@ -130,16 +120,8 @@ def load_tess(data_dir):
             extra=(("age", str(SPEAKERS[speaker])),),
         )
         collector.add(utterance, key=(speaker, fields["word"], emotion))
-    if not parsed_any:
-        raise CorpusError(
-            CORPUS,
-            data_dir,
-            expected=EXPECTED,
-            found=(
-                f"{len(files)} audio files, none named like TESS; "
-                f"top level: {describe_dir(data_dir)}"
-            ),
-        )
+    if not names.matched:
+        raise names.no_match_error(data_dir, EXPECTED, "TESS")
     return collector.manifest(
         sort_key=lambda u: (u.speaker, u.emotion, u.text, u.path), expected=2800
     )

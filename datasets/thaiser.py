@@ -54,6 +54,7 @@ from datasets import emotions as emotions_lib
 from datasets.manifest import (
     Collector,
     CorpusError,
+    NameScan,
     Utterance,
     check_data_dir,
     describe_dir,
@@ -284,18 +285,10 @@ def load_thaiser(
 
     collector = Collector(CORPUS)
     files = scan_audio(data_dir, collector, extensions=(".flac", ".wav"))
-    parsed_any = False
+    names = NameScan(files, collector, parse_name, _NAME)
     seen_labels = set()
     present_sessions = set()
-    for path in files:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        try:
-            fields = parse_name(stem)
-        except ValueError as exc:
-            parsed_any = parsed_any or bool(_NAME.match(stem))
-            collector.problem(path, str(exc))
-            continue
-        parsed_any = True
+    for path, stem, fields in names:
         mic_dir = os.path.basename(os.path.dirname(path))
         session_dir = os.path.basename(os.path.dirname(os.path.dirname(path)))
         session_match = _SESSION_DIR.match(session_dir)
@@ -356,7 +349,7 @@ def load_thaiser(
             ),
             key=stem,
         )
-    if not parsed_any:
+    if not names.matched:
         raise CorpusError(
             CORPUS,
             data_dir,
