@@ -29,6 +29,20 @@ _LAZY = {
 }
 
 
+def load_model(path):
+    """Loads a ``.keras`` model of this toolkit, in Keras' safe mode.
+
+    Registers the toolkit's layers and models first (Keras finds custom
+    classes only once they are imported) and never runs code from the file.
+    """
+    import keras
+
+    import speechmodel.layers  # noqa: F401
+    import speechmodel.models  # noqa: F401
+
+    return keras.saving.load_model(path, safe_mode=True)
+
+
 def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -52,3 +52,17 @@ def test_recognizer_takes_waveforms_and_saves_in_one_file(tmp_path):
 def test_class_names_must_match_outputs():
     with pytest.raises(ValueError, match="Received: class_names"):
         EmotionRecognizer(tiny_classifier(3), class_names=["a", "b"])
+
+
+def test_the_shipped_model_loads_safely_and_names_its_classes():
+    import speechmodel
+    from tests.paths import REPO
+
+    model = speechmodel.load_model(REPO / "models" / "ravdess_default.keras")
+    assert isinstance(model, EmotionRecognizer)
+    assert model.class_names == [
+        "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"
+    ]
+    wave = load_audio(REPO / "samples" / "03-01-05-02-01-01-23.wav")
+    probs = model({"waveforms": wave[None], "lengths": np.array([len(wave)])}).numpy()
+    np.testing.assert_allclose(probs.sum(), 1, atol=1e-5)
