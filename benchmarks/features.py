@@ -51,7 +51,7 @@ def main():
     parser.add_argument("--data-dir")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16, help="the training default")
     args = parser.parse_args()
 
     from speechmodel.config import FeatureConfig

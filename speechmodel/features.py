@@ -200,37 +200,41 @@ def batch_segment_features(waveforms, lengths, *, config=None):
 
     weight = tf.cast(time < frames[:, tf.newaxis], tf.float32)
     weight = weight[:, :, tf.newaxis, tf.newaxis]  # (B, T, 1, 1)
+    # Normalise as (x - shift) * scale, with the padding frames' scale 0: one
+    # pass over the features, which also zeroes the frames past the end.
     if config.normalization == "standard":
         count = tf.cast(frames * config.n_mels, tf.float32)
         count = count[:, tf.newaxis, tf.newaxis, tf.newaxis]
-        mean = tf.reduce_sum(features * weight, axis=[1, 2], keepdims=True) / count
+        shift = tf.reduce_sum(features * weight, axis=[1, 2], keepdims=True) / count
         var = tf.reduce_sum(
-            tf.square(features - mean) * weight, axis=[1, 2], keepdims=True
+            tf.square(features - shift) * weight, axis=[1, 2], keepdims=True
         ) / count
-        features = (features - mean) / tf.maximum(tf.sqrt(var), 1e-5)
+        scale = weight / tf.maximum(tf.sqrt(var), 1e-5)
     elif config.normalization == "minmax":
         inside = weight > 0
-        low = tf.reduce_min(tf.where(inside, features, np.inf), axis=[1, 2], keepdims=True)
+        shift = tf.reduce_min(tf.where(inside, features, np.inf), axis=[1, 2], keepdims=True)
         high = tf.reduce_max(tf.where(inside, features, -np.inf), axis=[1, 2], keepdims=True)
-        features = (features - low) / tf.maximum(high - low, 1e-5)
-    features = features * weight
+        scale = weight / tf.maximum(high - shift, 1e-5)
+    else:
+        shift, scale = 0.0, weight
+    features = (features - shift) * scale
 
     counts = num_segments(frames, config=config)
-    total = (tf.reduce_max(counts) - 1) * config.segment_hop + config.segment_frames
-    features = tf.pad(features, [[0, 0], [0, tf.maximum(0, total - t_max)], [0, 0], [0, 0]])
-    segments = tf.signal.frame(
-        features[:, :total],
-        config.segment_frames,
-        config.segment_hop,
-        pad_end=False,
-        axis=1,
-    )
     if config.max_segments is not None:
-        segments = segments[:, : config.max_segments]
         counts = tf.minimum(counts, config.max_segments)
-    # Segments past an utterance's count overlap its last frames: zero them.
-    keep = tf.sequence_mask(counts, tf.shape(segments)[1], dtype=tf.float32)
-    return segments * keep[:, :, tf.newaxis, tf.newaxis, tf.newaxis], counts
+    # Segment n of utterance b takes frames n * hop ... n * hop + F - 1; a
+    # segment past the utterance's count takes the all-zero frame appended
+    # at the end (it would otherwise overlap the utterance's last frames).
+    n_max = tf.reduce_max(counts)
+    zero_frame = tf.shape(features)[1]
+    features = tf.pad(features, [[0, 0], [0, 1], [0, 0], [0, 0]])
+    starts = tf.range(n_max) * config.segment_hop  # (N,)
+    index = starts[:, tf.newaxis] + tf.range(config.segment_frames)[tf.newaxis, :]  # (N, F)
+    index = tf.minimum(index, zero_frame)  # frames past the padded end are zeros too
+    valid = tf.range(n_max)[tf.newaxis, :] < counts[:, tf.newaxis]  # (B, N)
+    index = tf.where(valid[:, :, tf.newaxis], index[tf.newaxis], zero_frame)  # (B, N, F)
+    segments = tf.gather(features, index, batch_dims=1)  # (B, N, F, M, 3)
+    return segments, counts
 
 
 def segment_features(waveform, *, config=None):

@@ -102,7 +102,7 @@ def make_dataset(
     shuffle=None,
     seed=0,
     cache=None,
-    num_parallel_calls=AUTOTUNE,
+    num_parallel_calls=None,
     waveform_augment=None,
     features_augment=None,
     failures=None,
@@ -123,7 +123,9 @@ def make_dataset(
         seed: shuffling seed; each epoch is reshuffled, the same for a seed.
         cache: None, ``"memory"``, or a directory for a file cache keyed by
             the files and the config.
-        num_parallel_calls: parallel decode/feature calls.
+        num_parallel_calls: parallel decode/feature calls; default: the
+            number of CPUs (AUTOTUNE oversubscribes small machines: on 2
+            cores it measured 15 % slower, benchmarks/features.py).
         waveform_augment: ``fn(waveform, seeds) -> waveform`` in TF ops,
             applied per utterance when ``training``; ``seeds`` is an int64
             (2,) stateless seed, new every epoch.
@@ -152,6 +154,8 @@ def make_dataset(
         raise ValueError(f"`batch_size` must be positive. Received: {batch_size}")
     if shuffle is None:
         shuffle = training
+    if num_parallel_calls is None:
+        num_parallel_calls = os.cpu_count() or AUTOTUNE
     failures = failures if failures is not None else FailureLog()
     index = np.arange(len(paths), dtype=np.int64)
     label_tensor = labels if labels is not None else np.zeros(len(paths), np.int32)
