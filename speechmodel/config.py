@@ -14,8 +14,40 @@ _MEL_SCALES = ("slaney", "htk")
 _MEL_NORMS = ("slaney", None)
 
 
+class JsonConfig:
+    """JSON round-trip of a frozen dataclass config; unknown keys raise."""
+
+    @classmethod
+    def from_dict(cls, config):
+        if isinstance(config, cls):
+            return config
+        if not isinstance(config, dict):
+            raise ValueError(
+                f"{cls.__name__}.from_dict takes a dict. "
+                f"Received: {type(config).__name__}"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__}: unknown keys {unknown}; known keys are "
+                f"{sorted(known)}. Received: {config}"
+            )
+        return cls(**config)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
 @dataclasses.dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(JsonConfig):
     """Three-channel log-mel segments, as in Zhang et al. (2021).
 
     Attributes:
@@ -131,34 +163,6 @@ class FeatureConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, config):
-        if isinstance(config, cls):
-            return config
-        if not isinstance(config, dict):
-            raise ValueError(
-                "FeatureConfig.from_dict takes a dict. "
-                f"Received: {type(config).__name__}"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(
-                f"FeatureConfig: unknown keys {unknown}; known keys are "
-                f"{sorted(known)}. Received: {config}"
-            )
-        return cls(**config)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
 
     def digest(self):
         """A short stable hash of every parameter, for cache keys."""

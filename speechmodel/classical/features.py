@@ -38,7 +38,6 @@ features are not is reported as a failure, never passed on.
 
 import dataclasses
 import hashlib
-import json
 import os
 import typing
 import warnings
@@ -46,6 +45,7 @@ import warnings
 import numpy as np
 
 from speechmodel.audio import AudioError, load_audio
+from speechmodel.config import JsonConfig
 
 # Bump when the computation changes, so caches made by older code are unused.
 FEATURE_CODE_VERSION = 1
@@ -79,7 +79,7 @@ class FeatureError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassicalFeatureConfig:
+class ClassicalFeatureConfig(JsonConfig):
     """Which utterance statistics to compute, and how.
 
     Attributes:
@@ -171,32 +171,6 @@ class ClassicalFeatureConfig:
         d["features"] = list(self.features)
         d["aggregators"] = list(self.aggregators)
         return d
-
-    @classmethod
-    def from_dict(cls, config):
-        """Builds a config from ``to_dict()`` output; unknown keys raise."""
-        if isinstance(config, cls):
-            return config
-        if not isinstance(config, dict):
-            raise ValueError(
-                "ClassicalFeatureConfig.from_dict takes a dict. "
-                f"Received: {type(config).__name__}"
-            )
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(
-                f"ClassicalFeatureConfig: unknown keys {unknown}; known keys "
-                f"are {sorted(known)}. Received: {config}"
-            )
-        return cls(**config)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
 
     def digest(self):
         """A short stable hash of the settings and the feature code version."""
