@@ -119,3 +119,47 @@ class EpochTimer(keras.callbacks.Callback):
 
     def median(self):
         return float(np.median(self.times)) if self.times else None
+
+
+def fit_callbacks(fold_dir, val_ds, *, class_names, training):
+    """The callbacks of every training fit of a fold, and the monitor.
+
+    Resume (``BackupAndRestore`` in ``fold_dir/backup``), the CSV history
+    and TensorBoard logs, and, when there are validation speakers, the
+    ``ValidationMonitor`` (best weights, early stopping) and a learning-rate
+    schedule on the same validation metric.
+    """
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(fold_dir, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(fold_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(fold_dir, "tensorboard"), write_graph=False),
+    ]
+    if val_ds is None:
+        return callbacks, None
+    monitor = ValidationMonitor(
+        val_ds, class_names=class_names, directory=fold_dir,
+        monitor=training["monitor"], patience=training["patience"],
+    )
+    callbacks.insert(1, monitor)
+    if training["reduce_lr_patience"]:
+        callbacks.insert(
+            2,
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=training["monitor"],
+                mode="min" if training["monitor"] == "val_loss" else "max",
+                factor=0.5,
+                patience=training["reduce_lr_patience"],
+                min_lr=training["min_learning_rate"],
+            ),
+        )
+    return callbacks, monitor
+
+
+def best_epoch_figures(monitor, training):
+    """``best_epoch`` and ``val`` for result.json, after restoring the best."""
+    if monitor is None:
+        return {}
+    return {
+        "best_epoch": monitor.restore_best(),
+        "val": {"uar": monitor.state["best"] if training["monitor"] == "val_uar" else None},
+    }

@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
 
 from speechmodel.classical.ensemble import ProbabilityRun, ensemble_probabilities
 from speechmodel.metrics import compute_metrics

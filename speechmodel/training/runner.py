@@ -405,7 +405,7 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
     from speechmodel.models.recognizer import EmotionRecognizer
     from speechmodel.models.registry import build_model
     from speechmodel.pipeline import FailureLog, make_dataset
-    from speechmodel.training.callbacks import EpochTimer, ValidationMonitor
+    from speechmodel.training.callbacks import EpochTimer, best_epoch_figures, fit_callbacks
 
     start = time.time()
     training = config["training"]
@@ -430,16 +430,6 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
         features_augment = aug.build_features_augment(training["augment"], feature_config=features)
         mixup = settings.mixup
     common = {"config": features, "batch_size": batch_size, "failures": failures}
-    cache = training.get("cache") or None
-    train_ds = make_dataset(
-        *data["train"], training=True, seed=seed, cache=cache,
-        waveform_augment=waveform_augment, features_augment=features_augment, **common,
-    )
-    if mixup is not None:
-        train_ds = aug.apply_mixup(
-            train_ds, alpha=mixup.alpha, num_classes=len(class_names), seed=seed, p=mixup.p
-        )
-    val_ds = make_dataset(*data["val"], cache=cache, **common) if len(fold.val) else None
     model_config = dict(config["model"])
     name = model_config.pop("name")
     with strategy.scope():
@@ -451,27 +441,6 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
             else keras.losses.SparseCategoricalCrossentropy(),
             metrics=["accuracy"] if mixup is None else ["categorical_accuracy"],
         )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(fold_dir, "backup")),
-        keras.callbacks.CSVLogger(os.path.join(fold_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(fold_dir, "tensorboard"), write_graph=False),
-    ]
-    monitor = None
-    if val_ds is not None:
-        monitor = ValidationMonitor(
-            val_ds, class_names=class_names, directory=fold_dir,
-            monitor=training["monitor"], patience=training["patience"],
-        )
-        mode = "min" if training["monitor"] == "val_loss" else "max"
-        callbacks.insert(1, monitor)
-        if training["reduce_lr_patience"]:
-            callbacks.insert(
-                2,
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=training["monitor"], mode=mode, factor=0.5,
-                    patience=training["reduce_lr_patience"], min_lr=training["min_learning_rate"],
-                ),
-            )
     extra = {"epochs": training["epochs"], "mode": training["mode"]}
     if training["mode"] in ("two_stage", "frozen"):
         from speechmodel.training import two_stage
@@ -484,6 +453,17 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
             )
         )
     else:
+        cache = training.get("cache") or None
+        train_ds = make_dataset(
+            *data["train"], training=True, seed=seed, cache=cache,
+            waveform_augment=waveform_augment, features_augment=features_augment, **common,
+        )
+        if mixup is not None:
+            train_ds = aug.apply_mixup(
+                train_ds, alpha=mixup.alpha, num_classes=len(class_names), seed=seed, p=mixup.p
+            )
+        val_ds = make_dataset(*data["val"], cache=cache, **common) if len(fold.val) else None
+        callbacks, monitor = fit_callbacks(fold_dir, val_ds, class_names=class_names, training=training)
         timer = EpochTimer()
         fit_start = time.time()
         model.fit(
@@ -492,9 +472,7 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
         )
         extra["fit_seconds"] = time.time() - fit_start
         extra["seconds_per_epoch"] = timer.median()
-        if monitor is not None:
-            extra["best_epoch"] = monitor.restore_best()
-            extra["val"] = {"uar": monitor.state["best"] if training["monitor"] == "val_uar" else None}
+        extra.update(best_epoch_figures(monitor, training))
     history = artifacts.read_csv_log(os.path.join(fold_dir, "history.csv"))
     if history:
         artifacts.plot_curves(os.path.join(fold_dir, "curves.png"), history, title=f"fold {fold.name}")

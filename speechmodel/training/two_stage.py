@@ -158,7 +158,7 @@ def train(
 
     from speechmodel.config import FeatureConfig
     from speechmodel.pipeline import make_dataset
-    from speechmodel.training.callbacks import EpochTimer, ValidationMonitor
+    from speechmodel.training.callbacks import EpochTimer, best_epoch_figures, fit_callbacks
 
     training = config["training"]
     features = FeatureConfig.from_dict(config["features"])
@@ -212,27 +212,10 @@ def train(
     # Stage 3: the head on cached sequences.
     head = model.sequence_head
     train_ds = sequence_dataset(tables["train"], *data["train"], batch_size=batch_size, shuffle=True, seed=seed)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(fold_dir, "backup")),
-        keras.callbacks.CSVLogger(os.path.join(fold_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(fold_dir, "tensorboard"), write_graph=False),
-    ]
-    monitor = None
+    val_ds = None
     if "val" in tables:
         val_ds = sequence_dataset(tables["val"], *data["val"], batch_size=batch_size, shuffle=False, seed=seed)
-        monitor = ValidationMonitor(
-            val_ds, class_names=class_names, directory=fold_dir,
-            monitor=training["monitor"], patience=training["patience"],
-        )
-        callbacks.insert(1, monitor)
-        if training["reduce_lr_patience"]:
-            callbacks.insert(
-                2,
-                keras.callbacks.ReduceLROnPlateau(
-                    monitor=training["monitor"], mode="min" if training["monitor"] == "val_loss" else "max",
-                    factor=0.5, patience=training["reduce_lr_patience"], min_lr=training["min_learning_rate"],
-                ),
-            )
+    callbacks, monitor = fit_callbacks(fold_dir, val_ds, class_names=class_names, training=training)
     with strategy.scope():
         head.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
@@ -242,7 +225,5 @@ def train(
     timer = EpochTimer()
     head.fit(train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer], class_weight=data["class_weight"], verbose=2)
     out["head_seconds_per_epoch"] = timer.median()
-    if monitor is not None:
-        out["best_epoch"] = monitor.restore_best()
-        out["val"] = {"uar": monitor.state["best"] if training["monitor"] == "val_uar" else None}
+    out.update(best_epoch_figures(monitor, training))
     return out
