@@ -28,7 +28,13 @@ def row(run_dir):
     model = config["model"]
     label = model["name"]
     if label == "speechmodel":
-        label += f" ({model.get('backbone', 'alexnet')}, {config['training']['mode']})"
+        training = config["training"]
+        epochs = (
+            f"{training['segment_epochs']} CNN + {training['epochs']} head epochs"
+            if training["mode"] == "two_stage"
+            else f"{training['epochs']} epochs"
+        )
+        label += f" ({model.get('backbone', 'alexnet')}, {training['mode']}, {epochs})"
     return {
         "run": run_dir,
         "model": label,
