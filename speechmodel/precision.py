@@ -1,8 +1,11 @@
 """Mixed precision: one call before building a model.
 
-``set_precision("auto")`` picks ``"mixed_float16"`` on a GPU,
-``"mixed_bfloat16"`` on a CPU with native bfloat16 arithmetic (x86
-AVX512-BF16 or AMX-BF16, Arm BF16), else ``"float32"``. Under a mixed
+``set_precision("auto")`` picks ``"mixed_float16"`` on a GPU and
+``"float32"`` on a CPU: even on a CPU with native bfloat16 arithmetic (AMX /
+AVX512-BF16) ``"mixed_bfloat16"`` measured about 1.5x slower per training
+step than float32 with TensorFlow 2.16's CPU kernels
+(``benchmarks/precision.py``, ``benchmarks/results/precision.json``); ask
+for it explicitly to try it on another CPU. Under a mixed
 policy layers compute in 16 bits and keep float32 weights; speechmodel's
 output layers (class probabilities, attention weights, segment logits) are
 float32 always, and Keras wraps the optimizer in a ``LossScaleOptimizer``
@@ -10,7 +13,6 @@ for ``"mixed_float16"`` at ``compile()``.
 """
 
 import os
-import platform
 
 import keras
 
@@ -45,11 +47,7 @@ def resolve_precision(policy="auto"):
         return policy
     if _has_gpu():
         return "mixed_float16"
-    if platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64") and (
-        cpu_supports_bfloat16()
-    ):
-        return "mixed_bfloat16"
-    return "float32"
+    return "float32"  # bfloat16 was slower on CPU: see the module docstring
 
 
 def set_precision(policy="auto"):

@@ -67,7 +67,8 @@ class PrecisionTest(TestCase):
         self.assertEqual(precision.resolve_precision("auto"), "mixed_float16")
         monkeypatch.setattr(precision, "_has_gpu", lambda: False)
         monkeypatch.setattr(precision, "cpu_supports_bfloat16", lambda: True)
-        self.assertEqual(precision.resolve_precision("auto"), "mixed_bfloat16")
+        # Measured slower than float32 on such a CPU: auto keeps float32.
+        self.assertEqual(precision.resolve_precision("auto"), "float32")
         monkeypatch.setattr(precision, "cpu_supports_bfloat16", lambda: False)
         self.assertEqual(precision.resolve_precision("auto"), "float32")
         self.assertEqual(precision.set_precision("auto"), "float32")
