@@ -62,16 +62,8 @@ FEATURES = (
     "pitch",
 )
 AGGREGATORS = ("mean", "std", "min", "max")
-DEFAULT_FEATURES = (
-    "mfcc",
-    "chroma",
-    "mel",
-    "contrast",
-    "tonnetz",
-    "zcr",
-    "rms",
-    "flatness",
-)
+# Everything but pitch (pyin costs more than all the others together).
+DEFAULT_FEATURES = tuple(name for name in FEATURES if name != "pitch")
 
 
 class FeatureError(ValueError):

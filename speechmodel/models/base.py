@@ -88,4 +88,11 @@ class FunctionalModel(_DistributionFixes, keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        if "weights" not in config:
+            return cls(**config)
+        # A saved model restores its own weights: never fetch or read the
+        # initial ones again (offline, or on another machine). The config
+        # keeps their name for the record, as ``weights_source``.
+        model = cls(**{**config, "weights": None})
+        model.weights_source = config["weights"]
+        return model

@@ -142,10 +142,3 @@ class SegmentClassifier(FunctionalModel):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        # A saved model restores its own weights; never read the initial ones.
-        model = cls(**{**config, "weights": None})
-        model.weights_source = config.get("weights")
-        return model

@@ -199,11 +199,3 @@ class SegmentEncoder(FunctionalModel):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        # A saved model restores its own weights; never fetch or read the
-        # initial ones again (they may be offline or on another machine).
-        model = cls(**{**config, "weights": None})
-        model.weights_source = config.get("weights")
-        return model

@@ -273,8 +273,6 @@ class SpeechModel(FunctionalModel):
 
     @classmethod
     def from_config(cls, config):
-        # A saved model restores its own weights: never fetch or read the
-        # initial backbone weights again (offline, or another machine).
-        model = cls(**{**config, "weights": None})
-        model.weights_source = model.segment_encoder.weights_source = config.get("weights")
+        model = super().from_config(config)  # never reloads the initial weights
+        model.segment_encoder.weights_source = model.weights_source
         return model
