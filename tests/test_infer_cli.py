@@ -19,9 +19,13 @@ CLASSES = ["neutral", "happy", "sad"]
 
 
 def infer(*args, cwd=REPO, timeout=600):
+    # Run as a user does: without the test runner's TF_CPP_MIN_LOG_LEVEL, so
+    # that infer.py's own default decides what TensorFlow prints (CPUs
+    # without AVX-512 log a oneDNN "error" about DT_BOOL at level 2).
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
         [sys.executable, str(REPO / "infer.py"), *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env,
     )
     assert "Traceback" not in result.stderr, result.stderr
     return result
