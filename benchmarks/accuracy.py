@@ -25,6 +25,10 @@ from benchmarks.common import REPO, ravdess_dir  # noqa: E402
 MODELS = {
     # name: overrides of configs/ravdess.json
     "default": {},
+    # Earlier defaults, kept to reproduce the comparison (settings are
+    # compared on validation UAR only, the test folds never choose).
+    "constant_lr": {"training": {"segment_schedule": "constant"}},
+    "constant_lr_6": {"training": {"segment_schedule": "constant", "segment_epochs": 6}},
     "alexnet_gap": {"model": {"name": "alexnet_gap", "weights": None}},
     "svm": {"model": {"name": "svm"}},
     "rf": {"model": {"name": "rf"}},
@@ -38,6 +42,8 @@ def main():
     parser.add_argument("--models", default="default,svm")
     parser.add_argument("--root", default=str(REPO / "runs" / "benchmark"))
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--table", default="accuracy",
+                        help="write benchmarks/results/TABLE.md and .json (default: accuracy)")
     args = parser.parse_args()
 
     from speechmodel.training import report
@@ -63,7 +69,7 @@ def main():
         print(f"{name}: {time.time() - start:.0f} s", flush=True)
         run_dirs.append(config["output_dir"])
     results = REPO / "benchmarks" / "results"
-    report.main([*run_dirs, "--markdown", str(results / "accuracy.md"), "--json", str(results / "accuracy.json")])
+    report.main([*run_dirs, "--markdown", str(results / f"{args.table}.md"), "--json", str(results / f"{args.table}.json")])
 
 
 if __name__ == "__main__":

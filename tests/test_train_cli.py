@@ -97,6 +97,23 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     model = keras.saving.load_model(out / "folds" / "fold1" / "model.keras", safe_mode=True)
     assert model.class_names == ["neutral", "happy", "sad", "angry"]
 
+    # The results table is made from the run directory alone.
+    table_md, table_json = tmp_path / "table.md", tmp_path / "table.json"
+    report = run([sys.executable, "-m", "speechmodel.training.report", str(out),
+                  "--markdown", str(table_md), "--json", str(table_json)])
+    assert report.returncode == 0, report.stderr[-3000:]
+    [row] = json.loads(table_json.read_text())
+    assert row["uar"] == metrics["uar"] and row["wa"] == metrics["wa"] and row["folds"] == 2
+    val = [f["val_uar"] for f in metrics["folds"]]
+    assert None not in val and row["val_uar_mean"] == pytest.approx(sum(val) / 2)
+    header, _, line = table_md.read_text().splitlines()
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[0].startswith("speechmodel (alexnet_gap, end_to_end, 2 epochs)")
+    assert cells[4] == f"{100 * metrics['uar']:.2f}" and cells[5] == f"{100 * metrics['wa']:.2f}"
+    assert cells[7] == f"{100 * row['val_uar_mean']:.2f}" and "validation UAR" in header
+    missing = run([sys.executable, "-m", "speechmodel.training.report", str(tmp_path / "nothing")])
+    assert missing.returncode == 2 and "no metrics.json" in missing.stderr
+
     # A rerun of the same command finds every fold done.
     again = run(train_command(corpus, out, config))
     assert again.returncode == 0 and again.stdout.count("done earlier") == 2

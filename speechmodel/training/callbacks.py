@@ -121,6 +121,32 @@ class EpochTimer(keras.callbacks.Callback):
         return float(np.median(self.times)) if self.times else None
 
 
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``keras.callbacks.BackupAndRestore`` whose backup survives a kill.
+
+    Keras writes the backup weights and the epoch counter in place, so a
+    run killed while they are being written leaves a half-written HDF5 file
+    that the next run cannot open ("bad object header version number").
+    Here both are written to temporary files first and renamed over the
+    old ones (weights, then the epoch counter), so the backup on disk is
+    always a complete one: the last epoch's, or at worst, for the instant
+    between the two renames, the new weights with the previous epoch's
+    counter (that epoch is then trained once more).
+    """
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tmp_weights = self._weights_path[: -len(".weights.h5")] + ".tmp.weights.h5"
+        self.model.save_weights(tmp_weights, overwrite=True)
+        tmp_metadata = self._training_metadata_path + ".tmp"
+        with open(tmp_metadata, "w") as f:
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_weights, self._weights_path)
+        os.replace(tmp_metadata, self._training_metadata_path)
+
+
 def fit_callbacks(fold_dir, val_ds, *, class_names, training):
     """The callbacks of every training fit of a fold, and the monitor.
 
@@ -130,7 +156,7 @@ def fit_callbacks(fold_dir, val_ds, *, class_names, training):
     schedule on the same validation metric.
     """
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(fold_dir, "backup")),
+        AtomicBackupAndRestore(os.path.join(fold_dir, "backup")),
         keras.callbacks.CSVLogger(os.path.join(fold_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(fold_dir, "tensorboard"), write_graph=False),
     ]

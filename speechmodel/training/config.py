@@ -66,6 +66,7 @@ DEFAULTS = {
         "cache": "memory",
         "segment_epochs": 5,
         "segment_batch_size": 128,
+        "segment_schedule": "constant",
         "embedding_cache": None,
         "classical": {},
     },
@@ -75,6 +76,7 @@ DEFAULTS = {
 SECTIONS = tuple(DEFAULTS)
 MODES = ("end_to_end", "two_stage", "frozen")
 BALANCES = ("none", "oversample", "class_weights")
+SEGMENT_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(ValueError):
@@ -134,6 +136,11 @@ def validate(config):
     if training["balance"] not in BALANCES:
         raise ConfigError(
             f"training.balance must be one of {BALANCES}. Received: balance={training['balance']!r}"
+        )
+    if training["segment_schedule"] not in SEGMENT_SCHEDULES:
+        raise ConfigError(
+            f"training.segment_schedule must be one of {SEGMENT_SCHEDULES}. "
+            f"Received: segment_schedule={training['segment_schedule']!r}"
         )
     for key in ("epochs", "batch_size", "segment_epochs", "segment_batch_size"):
         value = training[key]

@@ -25,6 +25,8 @@ def test_defaults_overrides_and_unknown_keys():
         C.resolve({"training": {"mode": "three_stage"}})
     with pytest.raises(C.ConfigError, match="training.augment"):
         C.resolve({"training": {"augment": {"noise": {"snr_db": [20, 5]}}}})
+    with pytest.raises(C.ConfigError, match="Received: segment_schedule='step'"):
+        C.resolve({"training": {"segment_schedule": "step"}})
 
 
 def test_config_files_are_data(tmp_path):

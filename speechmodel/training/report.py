@@ -30,7 +30,9 @@ def row(run_dir):
     if label == "speechmodel":
         training = config["training"]
         epochs = (
-            f"{training['segment_epochs']} CNN + {training['epochs']} head epochs"
+            f"{training['segment_epochs']} CNN"
+            + ("" if training.get("segment_schedule", "constant") == "constant" else f" ({training['segment_schedule']} lr)")
+            + f" + {training['epochs']} head epochs"
             if training["mode"] == "two_stage"
             else f"{training['epochs']} epochs"
         )
@@ -48,9 +50,16 @@ def row(run_dir):
         "fold_uar_std": metrics.get("fold_uar_std"),
         "fold_uar_min": min((f["uar"] for f in metrics["folds"] if f["uar"] is not None), default=None),
         "fold_uar_max": max((f["uar"] for f in metrics["folds"] if f["uar"] is not None), default=None),
+        # Validation speakers only: the figure settings are chosen on.
+        "val_uar_mean": _mean([f.get("val_uar") for f in metrics["folds"]]),
         "seconds": sum(f["seconds"] for f in metrics["folds"]),
         "n": metrics.get("n"),
     }
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
 
 
 def markdown(rows):
@@ -58,8 +67,9 @@ def markdown(rows):
         return "" if x is None else f"{100 * x:.2f}"
 
     lines = [
-        "| model | dataset | protocol | folds | UAR % | WA % | per-fold UAR % (mean +- std, min-max) | train+test time | n |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | dataset | protocol | folds | UAR % | WA % | per-fold UAR % (mean +- std, min-max) "
+        "| validation UAR % (mean of folds) | train+test time | n |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         spread = (
@@ -70,7 +80,7 @@ def markdown(rows):
         flag = "" if r["speaker_independent"] else " (NOT speaker independent)"
         lines.append(
             f"| {r['model']} | {r['dataset']} | {r['protocol']}{flag} | {r['folds']} | {pct(r['uar'])} | "
-            f"{pct(r['wa'])} | {spread} | {r['seconds'] / 60:.1f} min | {r['n']} |"
+            f"{pct(r['wa'])} | {spread} | {pct(r.get('val_uar_mean'))} | {r['seconds'] / 60:.1f} min | {r['n']} |"
         )
     return "\n".join(lines) + "\n"
 

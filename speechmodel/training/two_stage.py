@@ -145,6 +145,25 @@ def segment_dataset(utterances, *, batch_size, seed):
     return ds.shuffle(4096, seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def segment_schedule(training, learning_rate):
+    """The stage-1 learning-rate callbacks: none for ``constant``; for
+    ``cosine``, epoch ``e`` of ``E`` runs at
+    ``learning_rate * (1 + cos(pi * e / E)) / 2`` (from the full rate down
+    to a few per cent of it in the last epoch)."""
+    if training.get("segment_schedule", "constant") == "constant":
+        return []
+    import math
+
+    import keras
+
+    epochs = training["segment_epochs"]
+
+    def rate(epoch, _current):
+        return float(learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)))
+
+    return [keras.callbacks.LearningRateScheduler(rate)]
+
+
 def train(
     model, config, data, class_names, fold_dir, seed, strategy, batch_size, learning_rate,
     failures, *, waveform_augment=None, features_augment=None,
@@ -158,12 +177,18 @@ def train(
 
     from speechmodel.config import FeatureConfig
     from speechmodel.pipeline import make_dataset
-    from speechmodel.training.callbacks import EpochTimer, best_epoch_figures, fit_callbacks
+    from speechmodel.training.callbacks import (
+        AtomicBackupAndRestore,
+        EpochTimer,
+        best_epoch_figures,
+        fit_callbacks,
+    )
 
     training = config["training"]
     features = FeatureConfig.from_dict(config["features"])
     out = {}
-    # Stage 1: fine-tune the CNN on segment labels (resumable by marker).
+    # Stage 1: fine-tune the CNN on segment labels (a backup every epoch;
+    # once done, the marker file skips it).
     stage1 = os.path.join(fold_dir, "stage1.weights.h5")
     if training["mode"] == "two_stage" and training["segment_epochs"] > 0:
         with strategy.scope():
@@ -184,7 +209,13 @@ def train(
             )
             segments = segment_dataset(utterances, batch_size=training["segment_batch_size"], seed=seed)
             start = time.time()
-            classifier.fit(segments, epochs=training["segment_epochs"], verbose=2)
+            classifier.fit(
+                segments, epochs=training["segment_epochs"], verbose=2,
+                callbacks=[
+                    AtomicBackupAndRestore(os.path.join(fold_dir, "backup", "stage1")),
+                    *segment_schedule(training, learning_rate),
+                ],
+            )
             out["stage1_seconds_per_epoch"] = (time.time() - start) / training["segment_epochs"]
             tmp = stage1 + ".tmp.weights.h5"
             classifier.save_weights(tmp)
