@@ -135,3 +135,19 @@ def test_custom_feature_config_flows_through():
     config = FeatureConfig(n_mels=40, segment_frames=32, segment_hop=16)
     x = next(iter(make_dataset(files, config=config, batch_size=2)))
     assert x["segments"].shape[2:] == (32, 40, 3)
+
+
+def test_every_dataset_runs_without_tf_data_autotuning():
+    # With autotuning on, the end of a pass stalled ~10 s in about half of
+    # the passes on the build machine (benchmarks/infer.py): it stays off.
+    from speechmodel.training.two_stage import segment_dataset, sequence_dataset
+
+    files = ravdess_files("Actor_05/*.wav")[:4]
+    for training in (False, True):
+        ds = make_dataset(files, np.zeros(4, np.int32), batch_size=2, training=training)
+        assert ds.options().autotune.enabled is False
+        assert segment_dataset(ds, batch_size=8, seed=0).options().autotune.enabled is False
+    table = {f: np.ones((3, 5), np.float32) for f in files}
+    sequences = sequence_dataset(table, files, [0, 1, 0, 1], batch_size=2, shuffle=True, seed=0)
+    assert sequences.options().autotune.enabled is False
+    assert sum(int(y.shape[0]) for _, y in sequences) == 4

@@ -129,7 +129,9 @@ def sequence_dataset(table, paths, labels, *, batch_size, shuffle, seed):
     ds = ds.map(
         lambda e, n, y: ({"embeddings": e, "mask": tf.sequence_mask(n, tf.shape(e)[1])}, y)
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    from speechmodel.pipeline import finish
+
+    return finish(ds)
 
 
 def segment_dataset(utterances, *, batch_size, seed):
@@ -142,7 +144,9 @@ def segment_dataset(utterances, *, batch_size, seed):
         return tf.boolean_mask(x["segments"], mask), tf.boolean_mask(labels, mask)
 
     ds = utterances.map(flatten).unbatch()
-    return ds.shuffle(4096, seed=seed).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    from speechmodel.pipeline import finish
+
+    return finish(ds.shuffle(4096, seed=seed).batch(batch_size))
 
 
 def segment_schedule(training, learning_rate):
