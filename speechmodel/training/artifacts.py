@@ -38,6 +38,18 @@ def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def save_weights_atomic(model, path):
+    """``model.save_weights(path)`` through a temporary file and a rename, so
+    a kill mid-write never leaves a half-written ``.weights.h5``."""
+    path = os.fspath(path)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"A weights file must end in .weights.h5. Received: path={path!r}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
+    model.save_weights(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from speechmodel.metrics import compute_metrics
+from speechmodel.training import artifacts
 
 
 class ValidationMonitor(keras.callbacks.Callback):
@@ -83,16 +84,11 @@ class ValidationMonitor(keras.callbacks.Callback):
         value = {"val_uar": uar, "val_wa": wa, "val_loss": logs["val_loss"]}[self.monitor]
         if self._better(value, logs["val_loss"]):
             self.state.update(best=float(value), best_loss=float(logs["val_loss"]), best_epoch=epoch + 1, wait=0)
-            tmp = self.weights_path + ".tmp.weights.h5"
-            self.model.save_weights(tmp)
-            os.replace(tmp, self.weights_path)
+            artifacts.save_weights_atomic(self.model, self.weights_path)
         else:
             self.state["wait"] += 1
         self.state["epochs_done"] = epoch + 1
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.state, f)
-        os.replace(tmp, self.state_path)
+        artifacts.write_json(self.state_path, self.state)
         if self.patience and self.state["wait"] >= self.patience:
             self.model.stop_training = True
 
@@ -127,24 +123,19 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     Keras writes the backup weights and the epoch counter in place, so a
     run killed while they are being written leaves a half-written HDF5 file
     that the next run cannot open ("bad object header version number").
-    Here both are written to temporary files first and renamed over the
-    old ones (weights, then the epoch counter), so the backup on disk is
+    Here each is written to a temporary file and renamed over the old one
+    (weights, then the epoch counter), so the backup on disk is
     always a complete one: the last epoch's, or at worst, for the instant
     between the two renames, the new weights with the previous epoch's
     counter (that epoch is then trained once more).
     """
 
     def _save_model(self):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        tmp_weights = self._weights_path[: -len(".weights.h5")] + ".tmp.weights.h5"
-        self.model.save_weights(tmp_weights, overwrite=True)
-        tmp_metadata = self._training_metadata_path + ".tmp"
-        with open(tmp_metadata, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_weights, self._weights_path)
-        os.replace(tmp_metadata, self._training_metadata_path)
+        artifacts.save_weights_atomic(self.model, self._weights_path)
+        artifacts.write_json(
+            self._training_metadata_path,
+            {"epoch": self._current_epoch, "batch": self._last_batch_seen},
+        )
 
 
 def fit_callbacks(fold_dir, val_ds, *, class_names, training):

@@ -212,18 +212,19 @@ def train(
                 waveform_augment=waveform_augment, features_augment=features_augment,
             )
             segments = segment_dataset(utterances, batch_size=training["segment_batch_size"], seed=seed)
-            start = time.time()
+            stage1_timer = EpochTimer()
             classifier.fit(
                 segments, epochs=training["segment_epochs"], verbose=2,
                 callbacks=[
                     AtomicBackupAndRestore(os.path.join(fold_dir, "backup", "stage1")),
                     *segment_schedule(training, learning_rate),
+                    stage1_timer,
                 ],
             )
-            out["stage1_seconds_per_epoch"] = (time.time() - start) / training["segment_epochs"]
-            tmp = stage1 + ".tmp.weights.h5"
-            classifier.save_weights(tmp)
-            os.replace(tmp, stage1)
+            # The median over the epochs this run trained (a resumed run
+            # trains only the rest).
+            out["stage1_seconds_per_epoch"] = stage1_timer.median()
+            artifacts.save_weights_atomic(classifier, stage1)
 
     # Stage 2: embeddings, once, cached.
     cache_dir = training.get("embedding_cache") or os.path.join(
