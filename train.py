@@ -1,67 +1,12 @@
-"""Speaker-independent speech emotion recognition experiments.
+"""Speaker-independent speech emotion recognition experiments: ``python train.py --help``.
 
-    python train.py --dataset ravdess --data-dir DIR --epochs 30
-
-Reads configs/<dataset>.json (or --config), applies the flags given on the
-command line over it, runs the protocol's folds and writes a run directory
-(config.json, metrics.json, predictions.csv, confusion.png, per-fold curves,
-TensorBoard logs and models, train.log). Running the same command again
-continues an interrupted run. All logic lives in speechmodel.training.
+The command lives in ``speechmodel.cli.train`` (installed as
+``speechmodel-train``); this script runs it from a source checkout.
 """
 
-import json
-import os
-import sys
+from speechmodel.cli import train as _command
 
-from absl import app, flags
-
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("config", None, "JSON config file (data, never code). Default: configs/<dataset>.json.")
-flags.DEFINE_string("dataset", "ravdess", "Corpus: ravdess, emodb, tess, savee, cremad, iemocap, thaiser, folder or csv (a manifest CSV given as --data-dir).")
-flags.DEFINE_string("data_dir", os.environ.get("SER_DATA_DIR"), "The corpus directory (or CSV file for --dataset csv). Default: $SER_DATA_DIR.")
-flags.DEFINE_string("test_dataset", None, "Cross-corpus: the corpus to test on (with --protocol cross).")
-flags.DEFINE_string("test_data_dir", None, "Cross-corpus: the test corpus directory.")
-flags.DEFINE_string("model", None, "speechmodel (DCNN-BLSTMwA), a baseline (alexnet, alexnet_gap, resnet18, resnet34, resnet50, vgg11, vgg16) or a classical one (svm, rf, hgb, knn, mlp, bagging).")
-flags.DEFINE_string("backbone", None, "SpeechModel's CNN: alexnet, alexnet_gap, resnet18, resnet34, resnet50, resnet50v2, vgg11, vgg16, mobilenetv2, efficientnetb0.")
-flags.DEFINE_string("weights", None, "Initial CNN weights: imagenet, none, or a local weights file.")
-flags.DEFINE_string("mode", None, "end_to_end, two_stage (the paper: fine-tune the CNN on segments, cache embeddings, train the BLSTM head) or frozen.")
-flags.DEFINE_string("protocol", None, "loso, kfold (speaker k-fold; RAVDESS: 6 folds of 4 actors), session (IEMOCAP), holdout, cross, or all (one deployable model on every speaker).")
-flags.DEFINE_integer("folds", None, "k of the kfold protocol.")
-flags.DEFINE_list("holdout_speakers", None, "Test speakers of the holdout protocol.")
-flags.DEFINE_string("val_speakers", None, "Validation speakers taken from the training speakers: a count or a comma list.")
-flags.DEFINE_bool("random_split", False, "Split utterances at random, mixing speakers between train and test (NOT speaker independent; warns).")
-flags.DEFINE_string("emotions", None, "Comma list of emotions to keep, e.g. angry,happy,neutral,sad.")
-flags.DEFINE_integer("epochs", None, "Training epochs (early stopping on the validation speakers may stop sooner).")
-flags.DEFINE_integer("batch_size", None, "Utterances per batch and per replica (the global batch is this times the replicas).")
-flags.DEFINE_float("learning_rate", None, "Learning rate for one replica (scaled linearly with the replicas).")
-flags.DEFINE_string("augment", None, "none, or a comma list of: noise, speed, pitch, specaugment, mixup (settings from the config's training.augment, else defaults).")
-flags.DEFINE_string("balance", None, "Class balance on the training folds: none, oversample or class_weights.")
-flags.DEFINE_string("strategy", None, "default (one device), mirrored (all local GPUs) or multiworker (TF_CONFIG).")
-flags.DEFINE_string("mixed_precision", None, "float32, mixed_float16, mixed_bfloat16 or auto.")
-flags.DEFINE_integer("seed", None, "Seed of folds, shuffling, initialisation and augmentation.")
-flags.DEFINE_string("output_dir", None, "Run directory. Default: runs/<dataset>-<model>-<protocol>-<config hash>.")
-flags.DEFINE_bool("resume", True, "Continue the run in --output-dir if it holds the same experiment (finished folds are kept).")
-flags.DEFINE_bool("print_config", False, "Print the resolved config and exit.")
-
-
-def main(argv):
-    del argv
-    from speechmodel.training.cli import config_from_flags
-    from speechmodel.training.config import ConfigError
-    from speechmodel.training.runner import RunError, run_experiment
-
-    try:
-        config = config_from_flags(FLAGS)
-        if FLAGS.print_config:
-            print(json.dumps(config, indent=2))
-            return 0
-        run_experiment(config, resume=FLAGS.resume)
-    except (ConfigError, RunError) as exc:
-        print(f"train.py: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
+__doc__ = _command.__doc__
 
 if __name__ == "__main__":
-    app.run(main)
+    _command.run()

@@ -7,6 +7,15 @@ Load a corpus into a :class:`Manifest` of labelled utterances::
     print(manifest.summary())
     folds = datasets.make_folds(manifest, "kfold")     # 6 speaker folds
 
+Several corpora are joined into one manifest (speakers become
+``"<corpus>/<speaker>"``) and split by corpus or by speakers inside each::
+
+    both = datasets.Manifest.concat(
+        [datasets.load("ravdess", "/data/ravdess"), datasets.load("nemo", "/data/nemo")]
+    )
+    folds = datasets.make_folds(both, "loco")     # leave one corpus out
+    folds = datasets.make_folds(both, "multi")    # fold i: group i of every corpus
+
 ``CORPORA`` maps every corpus name to its loader; ``load(name, data_dir,
 **options)`` calls it. A folder that does not look like the corpus raises
 :class:`CorpusError`. Files that do not fit the corpus' scheme are listed in
@@ -16,20 +25,20 @@ decoded here.
 
 import inspect
 
-from datasets.balance import class_weights, oversample
-from datasets.cremad import load_cremad
-from datasets.csv_manifest import load_csv
-from datasets.emodb import load_emodb
-from datasets.emotions import (
+from .balance import class_weights, oversample
+from .cremad import load_cremad
+from .csv_manifest import load_csv
+from .emodb import load_emodb
+from .emotions import (
     EMOTIONS,
     canonical_emotion,
     common_emotions,
     map_emotion,
     parse_emotions,
 )
-from datasets.folder import load_folder
-from datasets.iemocap import load_iemocap
-from datasets.manifest import (
+from .folder import load_folder
+from .iemocap import load_iemocap
+from .manifest import (
     AUDIO_EXTENSIONS,
     UNKNOWN_SPEAKER,
     CorpusError,
@@ -37,7 +46,8 @@ from datasets.manifest import (
     Problem,
     Utterance,
 )
-from datasets.protocols import (
+from .nemo import load_nemo
+from .protocols import (
     PROTOCOLS,
     Fold,
     check_fold,
@@ -45,10 +55,10 @@ from datasets.protocols import (
     read_folds,
     write_folds,
 )
-from datasets.ravdess import load_ravdess
-from datasets.savee import load_savee
-from datasets.tess import load_tess
-from datasets.thaiser import load_thaiser
+from .ravdess import load_ravdess
+from .savee import load_savee
+from .tess import load_tess
+from .thaiser import load_thaiser
 
 CORPORA = {
     "ravdess": load_ravdess,
@@ -58,6 +68,7 @@ CORPORA = {
     "cremad": load_cremad,
     "iemocap": load_iemocap,
     "thaiser": load_thaiser,
+    "nemo": load_nemo,
     "folder": load_folder,
     "csv": load_csv,
 }
@@ -147,6 +158,7 @@ __all__ = [
     "load_emodb",
     "load_folder",
     "load_iemocap",
+    "load_nemo",
     "load_ravdess",
     "load_savee",
     "load_tess",

@@ -23,8 +23,8 @@ import logging
 import os
 import re
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     Collector,
     NameScan,
     Utterance,

@@ -17,8 +17,8 @@ import csv
 import json
 import os
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     UNKNOWN_SPEAKER,
     Collector,
     CorpusError,

@@ -777,6 +777,53 @@ def _safe_parts(member: str, archive: Path, dest: Path) -> list[str]:
     return parts
 
 
+def _short(name: str) -> str:
+    return repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
+
+
+def _check_names(members: list[tuple[str, list[str], bool]], archive: Path, dest: Path) -> None:
+    """Refuses, before anything is written, member names that cannot be
+    extracted as given: a name too long for the file system (a component
+    over NAME_MAX bytes, or a whole path over PATH_MAX), or a name that is
+    both a file and a folder (``a`` and ``a/b``).
+
+    ``members``: ``(name, parts, is_dir)`` as ``_safe_parts`` split them.
+    """
+    try:
+        name_max = os.pathconf(dest, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max = 255
+    try:
+        path_max = os.pathconf(dest, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        path_max = 4096
+    files: dict[tuple[str, ...], str] = {}
+    folders: dict[tuple[str, ...], str] = {}
+    for name, parts, is_dir in members:
+        for part in parts:
+            if len(os.fsencode(part)) > name_max:
+                raise UnsafeArchiveError(
+                    f"Refusing to extract {archive}: member {_short(name)} has a name of "
+                    f"{len(os.fsencode(part))} bytes, longer than this file system allows "
+                    f"({name_max}). Nothing was extracted."
+                )
+        if len(os.fsencode(str(dest.joinpath(*parts)))) >= path_max:
+            raise UnsafeArchiveError(
+                f"Refusing to extract {archive}: member {_short(name)} would make a path longer "
+                f"than this file system allows ({path_max} bytes). Nothing was extracted."
+            )
+        for n in range(1, len(parts)):
+            folders.setdefault(tuple(parts[:n]), name)
+        if parts:
+            (folders if is_dir else files).setdefault(tuple(parts), name)
+    for key, name in files.items():
+        if key in folders:
+            raise UnsafeArchiveError(
+                f"Refusing to extract {archive}: {'/'.join(key)!r} is both a file ({name!r}) and "
+                f"a folder ({folders[key]!r}) in the archive. Nothing was extracted."
+            )
+
+
 def _check_space(dest: Path, needed: int, archive: Path) -> None:
     free = shutil.disk_usage(dest).free
     if needed > free:
@@ -800,6 +847,7 @@ def _extract_zip(archive: Path, dest: Path) -> int:
                         f"Nothing was extracted."
                     )
                 plan.append((info, parts))
+            _check_names([(i.filename, p, i.is_dir()) for i, p in plan], archive, dest)
             _check_space(dest, sum(i.file_size for i in infos), archive)
             count = 0
             for info, parts in plan:
@@ -809,13 +857,17 @@ def _extract_zip(archive: Path, dest: Path) -> int:
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
                 try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
                     out = open(target, "xb")
                 except FileExistsError:
                     raise CorruptArchiveError(
                         f"{archive} contains {info.filename!r} twice (or it clashes with another "
                         f"downloaded file); refusing to overwrite it."
+                    ) from None
+                except OSError as e:
+                    raise DownloadError(
+                        f"Cannot extract {info.filename!r} from {archive}: {e.strerror or e}."
                     ) from None
                 with out, zf.open(info) as src:  # zipfile checks each member's CRC-32
                     shutil.copyfileobj(src, out, CHUNK_SIZE)
@@ -829,8 +881,9 @@ def _extract_tar(archive: Path, dest: Path) -> int:
     try:
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
+            named = []
             for m in members:
-                _safe_parts(m.name, archive, dest)
+                named.append((m.name, _safe_parts(m.name, archive, dest), m.isdir()))
                 if m.issym() or m.islnk():
                     raise UnsafeArchiveError(
                         f"Refusing to extract {archive}: member {m.name!r} is a link. Nothing was extracted."
@@ -840,9 +893,15 @@ def _extract_tar(archive: Path, dest: Path) -> int:
                         f"Refusing to extract {archive}: member {m.name!r} is a device or special file. "
                         f"Nothing was extracted."
                     )
+            _check_names(named, archive, dest)
             _check_space(dest, sum(m.size for m in members), archive)
             kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tf.extractall(dest, members=members, **kwargs)
+            try:
+                tf.extractall(dest, members=members, **kwargs)
+            except OSError as e:
+                raise DownloadError(
+                    f"Cannot extract {e.filename or 'a member'} from {archive}: {e.strerror or e}."
+                ) from None
             return sum(1 for m in members if m.isfile())
     except (tarfile.TarError, zlib.error, EOFError) as e:
         if isinstance(e, getattr(tarfile, "FilterError", ())):
@@ -878,7 +937,9 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> int:
         The number of regular files extracted.
 
     Raises:
-        UnsafeArchiveError: an unsafe member (nothing extracted).
+        UnsafeArchiveError: an unsafe member, a name too long for the file
+            system, a name that is both a file and a folder (nothing
+            extracted).
         CorruptArchiveError: unreadable archive, CRC error, duplicate member.
         DownloadError: not enough disk space.
     """

@@ -23,8 +23,8 @@ Speakers (from the corpus' documentation): 03 male 31 y, 08 female 34 y,
 import os
 import re
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     Collector,
     NameScan,
     Utterance,

@@ -23,6 +23,7 @@ savee      n                h       sa   a      f        d        su
 cremad     NEU              HAP     SAD  ANG    FEA      DIS
 iemocap    neu              hap(2)  sad  ang    fea      dis      sur                 fru         exc(2)   oth
 thaiser    neutral          happy   sad  angry                                        frustrated
+nemo       neutral          (3)     (3)  (3)    fear              surprised
 =========  ========  =====  ======  ===  =====  =======  =======  =========  =======  ==========  =======  =====
 
 (1) TESS "pleasant surprise": files say ``ps``, folders say
@@ -30,6 +31,9 @@ thaiser    neutral          happy   sad  angry                                  
 (2) IEMOCAP ``exc`` is ``excited``; the usual 4-class setting merges it into
 ``happy`` (``load_iemocap(merge_excited=True)``, the default). IEMOCAP ``xxx``
 (no majority among the annotators) is not an emotion and is never loaded.
+(3) nEMO writes nouns, too long for this table: ``happiness`` -> happy,
+``sadness`` -> sad, ``anger`` -> angry (and ``fear``, ``neutral``,
+``surprised``).
 
 EMO-DB letters are German words: W = Wut (anger), L = Langeweile (boredom),
 E = Ekel (disgust), A = Angst (anxiety/fear), F = Freude (happiness),
@@ -159,6 +163,14 @@ CORPUS_LABELS = {
         "happy": "happy",
         "sad": "sad",
         "frustrated": "frustrated",
+    },
+    "nemo": {
+        "anger": "angry",
+        "fear": "fearful",
+        "happiness": "happy",
+        "neutral": "neutral",
+        "sadness": "sad",
+        "surprised": "surprised",
     },
 }
 

@@ -36,8 +36,8 @@ reported as problems.
 import os
 import re
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     Collector,
     CorpusError,
     Utterance,

@@ -14,6 +14,7 @@ def test_corpora_registry():
         "cremad",
         "iemocap",
         "thaiser",
+        "nemo",
         "folder",
         "csv",
     ]

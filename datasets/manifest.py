@@ -31,7 +31,7 @@ import tempfile
 
 import numpy as np
 
-from datasets import emotions as emotions_lib
+from . import emotions as emotions_lib
 
 logger = logging.getLogger(__name__)
 

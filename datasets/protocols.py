@@ -34,17 +34,40 @@ Protocols (``make_folds(manifest, protocol, ...)``):
 ``"all"``
     Train on every speaker to deploy one model: validation still comes from
     held-out speakers, the test set is empty.
+``"loco"``
+    Leave one corpus out, for a manifest of several corpora
+    (``Manifest.concat``): one fold per corpus, named ``loco-<corpus>``,
+    that tests on every speaker of that corpus and trains (and validates) on
+    the other corpora. Every fold is restricted to the emotions that all
+    the corpora share (``Fold.emotions``), so that the folds have the same
+    classes.
+``"multi"``
+    Speaker k-fold inside each corpus of a manifest of one or more corpora:
+    the speakers of every corpus are split into ``k`` groups by that
+    corpus' own rule, and fold ``i`` tests group ``i`` of every corpus.
+    ``grouping=None`` takes contiguous groups for RAVDESS (its usual 6
+    folds of 4 actors) and shuffled, gender-alternating groups for the
+    other corpora; ``k`` defaults to 6 when RAVDESS is one of the corpora,
+    else 5, and may not exceed the speakers of the smallest corpus. All
+    emotions are kept (restrict the manifest first to train on fewer).
 
-Coverage: for loso, kfold, holdout and all, ``train + val + test`` is the
-whole manifest; for session, the whole manifest but the exception above; for
-cross, the utterances of the common emotions.
+Coverage: for loso, kfold, multi, holdout and all, ``train + val + test`` is
+the whole manifest; for session, the whole manifest but the exception above;
+for cross and loco, the utterances of the common emotions.
+
+Several corpora: speaker ids are ``"<corpus>/<speaker>"`` (see
+``Manifest.speaker_ids``), so speakers of different corpora never merge, and
+the validation speakers are drawn per corpus, from that corpus' training
+speakers, by the rule below.
 
 Validation speakers: ``val_speakers=None`` takes ``round(n / 10)`` (at least
 1) of the ``n`` training speakers, and at least 2 (one of each gender) when
 the genders are known and each gender has at least 3 training speakers; an
 int fixes the number; a list fixes the speakers (a listed speaker that is a
 test speaker of a fold is left out of that fold's validation). With a single
-training speaker there is no validation set (a warning is logged).
+training speaker there is no validation set (a warning is logged). With
+several corpora the rule (or the int) applies to each corpus' training
+speakers in turn; a corpus with a single training speaker gives none.
 
 A random utterance split, which mixes speakers between training and test
 and so overestimates accuracy on new speakers, exists only behind
@@ -65,12 +88,12 @@ import zlib
 
 import numpy as np
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import UNKNOWN_SPEAKER, Manifest, natural_key
+from . import emotions as emotions_lib
+from .manifest import UNKNOWN_SPEAKER, Manifest, natural_key
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("loso", "kfold", "session", "holdout", "cross", "all")
+PROTOCOLS = ("loso", "kfold", "session", "holdout", "cross", "all", "loco", "multi")
 GROUPINGS = ("contiguous", "shuffled")
 
 FOLDS_FORMAT = "speechmodel-folds"
@@ -246,7 +269,7 @@ def _refuse_unknown(manifest, protocol):
             "between training and test"
             + (
                 "; or, to train without validation, val_speakers=0."
-                if protocol in ("all", "cross")
+                if protocol in ("all", "cross", "loco")
                 else "."
             )
         )
@@ -288,18 +311,22 @@ def make_folds(
     Args:
         manifest: the :class:`~datasets.manifest.Manifest` to split.
         protocol: one of ``"loso"``, ``"kfold"``, ``"session"``,
-            ``"holdout"``, ``"cross"``, ``"all"`` (see the module docstring).
+            ``"holdout"``, ``"cross"``, ``"all"``, ``"loco"``, ``"multi"``
+            (see the module docstring).
         seed: non-negative int; the same seed gives the same folds.
         k: number of folds of ``"kfold"`` (default 6 with contiguous
-            grouping of a RAVDESS manifest, else 5).
+            grouping of a RAVDESS manifest, else 5) or ``"multi"`` (default
+            6 when RAVDESS is one of the corpora, else 5).
         val_speakers: ``None`` (default rule), a number of validation
-            speakers, or a list of speaker ids.
+            speakers (per corpus with several corpora), or a list of
+            speaker ids.
         holdout_speakers: for ``"holdout"``: a list of test speaker ids or a
             number of them (default: 20 %, at least 1).
         test_manifest: for ``"cross"``: the manifest to test on.
         random_split: split utterances at random instead of speakers (warns;
             kfold, holdout, all and cross only).
-        grouping: ``"contiguous"`` or ``"shuffled"`` for ``"kfold"``.
+        grouping: ``"contiguous"`` or ``"shuffled"`` for ``"kfold"`` and
+            ``"multi"`` (for ``"multi"``, ``None`` chooses per corpus).
         val_fraction: validation share of the training utterances, only with
             ``random_split=True``.
         test_fraction: test share for ``"holdout"`` with
@@ -310,7 +337,8 @@ def make_folds(
 
     Raises:
         ValueError: unknown protocol or option, unknown speakers, a manifest
-            whose speakers are ``"unknown"``, too few speakers for the split.
+            whose speakers are ``"unknown"``, too few speakers (or, for
+            ``"loco"``, corpora) for the split.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(
@@ -331,9 +359,9 @@ def make_folds(
             f"Received: protocol={protocol!r}, test_manifest="
             f"{'given' if test_manifest is not None else None}"
         )
-    if protocol != "kfold" and (k is not None or grouping is not None):
+    if protocol not in ("kfold", "multi") and (k is not None or grouping is not None):
         raise ValueError(
-            f"`k` and `grouping` apply to the 'kfold' protocol only. Received: "
+            f"`k` and `grouping` apply to the 'kfold' and 'multi' protocols only. Received: "
             f"protocol={protocol!r}, k={k!r}, grouping={grouping!r}"
         )
     if protocol != "holdout" and holdout_speakers is not None:
@@ -343,10 +371,10 @@ def make_folds(
         )
     seed = int(seed)
     if random_split:
-        if protocol in ("loso", "session"):
+        if protocol in ("loso", "session", "loco", "multi"):
             raise ValueError(
                 f"random_split=True does not apply to the {protocol!r} protocol, "
-                "which is defined by speakers or sessions. Use 'kfold', "
+                "which is defined by speakers, sessions or corpora. Use 'kfold', "
                 "'holdout', 'all' or 'cross'."
             )
         if val_speakers is not None or holdout_speakers is not None:
@@ -363,8 +391,9 @@ def make_folds(
             check_fold(fold, manifest, test_manifest=test_manifest)
         return folds
 
-    # Without validation, "all" and "cross" need no speaker of the training set.
-    if not (protocol in ("all", "cross") and val_speakers == 0):
+    # Without validation, "all", "cross" and "loco" need no speaker of the
+    # training set (loco's test speakers are another corpus').
+    if not (protocol in ("all", "cross", "loco") and val_speakers == 0):
         _refuse_unknown(manifest, protocol)
     genders = manifest.speaker_genders()
     table = _indices_by_speaker(manifest)
@@ -387,6 +416,10 @@ def make_folds(
         ]
     elif protocol == "all":
         folds = [splitter.fold("all", [])]
+    elif protocol == "loco":
+        folds = _loco_folds(manifest, splitter)
+    elif protocol == "multi":
+        folds = _multi_folds(manifest, genders, seed, k, grouping, splitter)
     else:
         folds = [_cross_fold(manifest, test_manifest, splitter)]
     for fold in folds:
@@ -404,6 +437,12 @@ class _SpeakerSplitter:
         self.seed = seed
         self.speakers = manifest.speakers()
         self.val_speakers = val_speakers
+        # With several corpora, validation speakers are drawn per corpus.
+        self.corpus_of = None
+        if len(manifest.corpora()) > 1:
+            self.corpus_of = {
+                s: u.corpus for s, u in zip(manifest.speaker_ids(), manifest)
+            }
         if val_speakers is not None and not isinstance(val_speakers, (int, np.integer)):
             names = (
                 [val_speakers] if isinstance(val_speakers, str) else list(val_speakers)
@@ -440,23 +479,18 @@ class _SpeakerSplitter:
                     f"Fold {name!r}: the validation speakers {val} leave no "
                     "training speaker."
                 )
+        elif self.corpus_of is None:
+            val = self._choose_val(name, pool, name)
         else:
-            if self.val_speakers is None:
-                count = default_val_count(pool, self.genders)
-            else:
-                count = int(self.val_speakers)
-                if count >= len(pool):
-                    raise ValueError(
-                        f"Fold {name!r}: val_speakers={count} leaves no training "
-                        f"speaker ({len(pool)} available: {pool})."
-                    )
-            if count == 0 and self.val_speakers is None:
-                logger.warning(
-                    "Fold %r: a single training speaker (%s), no validation set.",
-                    name,
-                    pool[0],
+            by_corpus = {}
+            for s in pool:
+                by_corpus.setdefault(self.corpus_of[s], []).append(s)
+            val = []
+            for corpus in sorted(by_corpus):
+                val += self._choose_val(
+                    name, by_corpus[corpus], f"{name}:{corpus}", corpus=corpus
                 )
-            val = choose_speakers(pool, count, self.genders, _rng(self.seed, name))
+            val = _sorted(val)
         train = [s for s in pool if s not in set(val)]
 
         def pick(speakers):
@@ -479,6 +513,29 @@ class _SpeakerSplitter:
         )
 
 
+    def _choose_val(self, name, pool, stream, *, corpus=None):
+        """Validation speakers of ``pool`` by the count rule (seeded by ``stream``)."""
+        where = f" (corpus {corpus})" if corpus else ""
+        if self.val_speakers is None:
+            count = default_val_count(pool, self.genders)
+        else:
+            count = int(self.val_speakers)
+            if count >= len(pool):
+                raise ValueError(
+                    f"Fold {name!r}: val_speakers={count} leaves no training "
+                    f"speaker{where} ({len(pool)} available: {pool})."
+                )
+        if count == 0 and self.val_speakers is None:
+            logger.warning(
+                "Fold %r: a single training speaker%s (%s), %s.",
+                name,
+                where,
+                pool[0],
+                "no validation speaker from it" if corpus else "no validation set",
+            )
+        return choose_speakers(pool, count, self.genders, _rng(self.seed, stream))
+
+
 def _kfold(manifest, speakers, genders, seed, k, grouping, splitter):
     if grouping is None:
         grouping = "contiguous" if manifest.corpora() == ["ravdess"] else "shuffled"
@@ -496,21 +553,96 @@ def _kfold(manifest, speakers, genders, seed, k, grouping, splitter):
         raise ValueError(
             f"`k` must be an int in [2, number of speakers = {len(speakers)}]. Received: k={k!r}"
         )
-    if grouping == "contiguous":
-        groups = [list(g) for g in np.array_split(np.array(speakers, dtype=object), k)]
-    else:
-        rng = np.random.default_rng([seed, zlib.crc32(b"kfold")])
-        order = []
-        for g in ("male", "female", None):
-            if g is None:
-                members = [
-                    s for s in speakers if genders.get(s) not in ("male", "female")
-                ]
-            else:
-                members = [s for s in speakers if genders.get(s) == g]
-            order.extend(members[i] for i in rng.permutation(len(members)))
-        groups = [order[i::k] for i in range(k)]
+    groups = _speaker_groups(speakers, genders, seed, k, grouping)
     return [splitter.fold(f"fold{i + 1}", group) for i, group in enumerate(groups)]
+
+
+def _speaker_groups(speakers, genders, seed, k, grouping):
+    """``speakers`` (naturally sorted) split into ``k`` groups."""
+    if grouping == "contiguous":
+        return [list(g) for g in np.array_split(np.array(speakers, dtype=object), k)]
+    rng = np.random.default_rng([seed, zlib.crc32(b"kfold")])
+    order = []
+    for g in ("male", "female", None):
+        if g is None:
+            members = [s for s in speakers if genders.get(s) not in ("male", "female")]
+        else:
+            members = [s for s in speakers if genders.get(s) == g]
+        order.extend(members[i] for i in rng.permutation(len(members)))
+    return [order[i::k] for i in range(k)]
+
+
+def _multi_folds(manifest, genders, seed, k, grouping, splitter):
+    if grouping is not None and grouping not in GROUPINGS:
+        raise ValueError(
+            f"Unknown grouping. Received: grouping={grouping!r}. Valid: {', '.join(GROUPINGS)}"
+        )
+    corpora = manifest.corpora()
+    by_corpus = {}
+    for s, u in zip(manifest.speaker_ids(), manifest):
+        by_corpus.setdefault(u.corpus, set()).add(s)
+    by_corpus = {c: _sorted(v) for c, v in by_corpus.items()}
+    if k is None:
+        k = 6 if "ravdess" in corpora else 5
+    smallest = min(corpora, key=lambda c: len(by_corpus[c]))
+    most = len(by_corpus[smallest])
+    if (
+        isinstance(k, bool)
+        or not isinstance(k, (int, np.integer))
+        or not 2 <= k <= most
+    ):
+        raise ValueError(
+            f"`k` must be an int in [2, {most}]: every fold tests speakers of every "
+            f"corpus, and {smallest} has {most} speakers. Received: k={k!r}"
+        )
+    groups = [[] for _ in range(int(k))]
+    for corpus in corpora:
+        rule = grouping or ("contiguous" if corpus == "ravdess" else "shuffled")
+        for i, group in enumerate(
+            _speaker_groups(by_corpus[corpus], genders, seed, int(k), rule)
+        ):
+            groups[i].extend(group)
+    return [splitter.fold(f"fold{i + 1}", group) for i, group in enumerate(groups)]
+
+
+def _loco_folds(manifest, splitter):
+    corpora = manifest.corpora()
+    if len(corpora) < 2:
+        raise ValueError(
+            "'loco' (leave one corpus out) needs a manifest of at least 2 corpora "
+            f"(Manifest.concat). Received: corpora={corpora}"
+        )
+    per_corpus = {c: set() for c in corpora}
+    for u in manifest:
+        per_corpus[u.corpus].add(u.emotion)
+    shared = emotions_lib.sort_emotions(set.intersection(*per_corpus.values()))
+    if not shared:
+        raise ValueError(
+            "The corpora share no emotion, so no corpus can be tested on a model of "
+            "the others. Received: "
+            + "; ".join(
+                f"{c}: {emotions_lib.sort_emotions(e)}" for c, e in per_corpus.items()
+            )
+        )
+    keep = [u.emotion in set(shared) for u in manifest]
+    ids = manifest.speaker_ids()
+    folds = []
+    for corpus in corpora:
+        test = tuple(
+            i for i, u in enumerate(manifest) if u.corpus == corpus and keep[i]
+        )
+        pool = {ids[i] for i, u in enumerate(manifest) if u.corpus != corpus and keep[i]}
+        folds.append(
+            splitter.fold(
+                f"loco-{corpus}",
+                {ids[i] for i in test},
+                pool=pool,
+                test=test,
+                emotions=shared,
+                keep=keep,
+            )
+        )
+    return folds
 
 
 def _session_folds(manifest, splitter):

@@ -327,7 +327,7 @@ def test_unknown_speakers_refused():
         ({"protocol": "kfold", "k": 25}, "k=25"),
         ({"protocol": "kfold", "k": 1}, "k=1"),
         ({"protocol": "kfold", "grouping": "random"}, "grouping='random'"),
-        ({"protocol": "loso", "k": 3}, "'kfold' protocol only"),
+        ({"protocol": "loso", "k": 3}, "'kfold' and 'multi' protocols only"),
         ({"protocol": "loso", "holdout_speakers": ["01"]}, "'holdout' protocol only"),
         ({"protocol": "holdout", "holdout_speakers": ["99"]}, "not in the manifest"),
         (
@@ -454,3 +454,203 @@ def test_read_folds_rejects_other_files(tmp_path):
 def test_fold_record_round_trip():
     fold = Fold("f", (1, 2), (3,), (), ("a",), ("b",), (), ("sad",), False)
     assert Fold.from_dict(fold.to_dict()) == fold
+
+
+# --- Several corpora: leave one corpus out, k-fold inside each corpus -------------
+
+NEMO_GENDERS = {
+    "EB0": "female",
+    "IC0": "female",
+    "KD0": "female",
+    "KS0": "male",
+    "MK0": "female",
+    "MP0": "male",
+    "SM0": "male",
+    "TP0": "male",
+    "WR0": "male",
+}
+SHARED = ("neutral", "happy", "sad", "angry", "fearful", "surprised")
+
+
+def _nemo_like():
+    return _manifest("nemo", list(NEMO_GENDERS), SHARED, gender=NEMO_GENDERS.get)
+
+
+def _by_corpus(speakers):
+    out = {}
+    for s in speakers:
+        corpus, _, _ = s.partition("/")
+        out.setdefault(corpus, []).append(s)
+    return out
+
+
+def test_loco_two_corpora():
+    r, n = _ravdess_like(), _nemo_like()
+    m = Manifest.concat([r, n])
+    folds = make_folds(m, "loco")
+    assert [f.name for f in folds] == ["loco-nemo", "loco-ravdess"]
+    _assert_speaker_independent(folds, m, covers=False)
+    shared = {i for i, u in enumerate(m) if u.emotion in SHARED}
+    for fold in folds:
+        held_out = fold.name.removeprefix("loco-")
+        assert fold.emotions == SHARED
+        assert set(fold.test) == {i for i in shared if m[i].corpus == held_out}
+        assert set(fold.train + fold.val) == {i for i in shared if m[i].corpus != held_out}
+        assert {s.partition("/")[0] for s in fold.test_speakers} == {held_out}
+        assert {s.partition("/")[0] for s in fold.train_speakers + fold.val_speakers} == (
+            {"ravdess", "nemo"} - {held_out}
+        )
+        # calm and disgust (RAVDESS only) are in no set of any fold.
+        assert {m[i].emotion for i in fold.train + fold.val + fold.test} == set(SHARED)
+        # Two validation speakers (one of each gender) from the training corpus.
+        genders = m.speaker_genders()
+        assert sorted(genders[s] for s in fold.val_speakers) == ["female", "male"]
+    assert len(folds[0].test) == 9 * 6 and len(folds[1].test) == 24 * 6
+    assert len(folds[0].train_speakers) == 22 and len(folds[1].train_speakers) == 7
+
+
+def test_loco_three_corpora_shares_the_emotions_of_all_and_validates_per_corpus():
+    m = Manifest.concat([_ravdess_like(), _nemo_like(), _emodb_like()])
+    folds = make_folds(m, "loco", seed=4)
+    assert [f.name for f in folds] == ["loco-emodb", "loco-nemo", "loco-ravdess"]
+    _assert_speaker_independent(folds, m, covers=False)
+    for fold in folds:
+        # emodb has no surprised, nemo no disgust, ravdess no boredom.
+        assert fold.emotions == ("neutral", "happy", "sad", "angry", "fearful")
+        training = _by_corpus(fold.train_speakers + fold.val_speakers)
+        assert len(training) == 2
+        val = _by_corpus(fold.val_speakers)
+        assert sorted(val) == sorted(training)  # every training corpus validates
+        assert all(len(v) == 2 for v in val.values())
+    assert make_folds(m, "loco", seed=4) == folds
+
+
+def test_loco_refusals():
+    r = _ravdess_like()
+    with pytest.raises(ValueError, match="at least 2 corpora"):
+        make_folds(r, "loco")
+    a = _manifest("tess", ["OAF", "YAF"], ["calm"])
+    with pytest.raises(ValueError, match="share no emotion"):
+        make_folds(Manifest.concat([a, _nemo_like()]), "loco")
+    m = Manifest.concat([r, _nemo_like()])
+    with pytest.raises(ValueError, match="does not apply"):
+        make_folds(m, "loco", random_split=True)
+    with pytest.raises(ValueError, match="'kfold' and 'multi' protocols only"):
+        make_folds(m, "loco", k=3)
+
+
+def test_multi_keeps_ravdess_folds_and_splits_nemo():
+    r, n = _ravdess_like(), _nemo_like()
+    m = Manifest.concat([r, n])
+    folds = make_folds(m, "multi")
+    assert [f.name for f in folds] == [f"fold{i}" for i in range(1, 7)]
+    _assert_speaker_independent(folds, m)
+    # RAVDESS: its usual 6 contiguous folds of 4 actors.
+    assert [_by_corpus(f.test_speakers)["ravdess"] for f in folds] == [
+        [f"ravdess/{i:02d}" for i in range(start, start + 4)] for start in range(1, 25, 4)
+    ]
+    # nEMO: every speaker tested exactly once, in every fold 1 or 2 of them,
+    # the two of a pair of different genders.
+    nemo_tested = [_by_corpus(f.test_speakers)["nemo"] for f in folds]
+    assert sorted(s for group in nemo_tested for s in group) == [f"nemo/{s}" for s in NEMO_GENDERS]
+    assert sorted(len(g) for g in nemo_tested) == [1, 1, 1, 2, 2, 2]
+    genders = m.speaker_genders()
+    for group in nemo_tested:
+        if len(group) == 2:
+            assert {genders[s] for s in group} == {"male", "female"}
+    assert sorted(i for f in folds for i in f.test) == list(range(len(m)))
+    for f in folds:
+        val = _by_corpus(f.val_speakers)
+        assert sorted(val) == ["nemo", "ravdess"]
+        for corpus, speakers in val.items():
+            assert sorted(genders[s] for s in speakers) == ["female", "male"], (f.name, corpus)
+        assert {m[i].corpus for i in f.train} == {"ravdess", "nemo"}
+    assert make_folds(m, "multi", seed=1) != make_folds(m, "multi", seed=2)
+    assert make_folds(m, "multi", seed=1) == make_folds(m, "multi", seed=1)
+
+
+def test_multi_on_one_corpus_is_kfold():
+    r, n = _ravdess_like(), _nemo_like()
+    assert make_folds(r, "multi") == make_folds(r, "kfold")
+    assert make_folds(n, "multi", k=3, seed=5) == make_folds(n, "kfold", k=3, seed=5)
+    assert len(make_folds(n, "multi", k=9)) == 9
+
+
+def test_multi_options_and_refusals():
+    m = Manifest.concat([_ravdess_like(), _nemo_like()])
+    folds = make_folds(m, "multi", k=9)
+    assert [len(_by_corpus(f.test_speakers)["nemo"]) for f in folds] == [1] * 9
+    assert [len(_by_corpus(f.test_speakers)["ravdess"]) for f in folds] == [3] * 6 + [2] * 3
+    folds = make_folds(m, "multi", grouping="contiguous", k=3, val_speakers=1)
+    assert _by_corpus(folds[0].test_speakers)["nemo"] == ["nemo/EB0", "nemo/IC0", "nemo/KD0"]
+    assert all(len(f.val_speakers) == 2 for f in folds)  # one per corpus
+    _assert_speaker_independent(folds, m)
+    with pytest.raises(ValueError, match=r"nemo has 9 speakers. Received: k=10"):
+        make_folds(m, "multi", k=10)
+    tess = _manifest("tess", ["OAF", "YAF"], SHARED, gender=lambda s: "female")
+    with pytest.raises(ValueError, match="tess has 2 speakers"):
+        make_folds(Manifest.concat([_ravdess_like(), tess]), "multi")
+    with pytest.raises(ValueError, match="grouping='random'"):
+        make_folds(m, "multi", grouping="random")
+    with pytest.raises(ValueError, match=r"leaves no training speaker \(corpus nemo\)"):
+        make_folds(m, "multi", val_speakers=8)
+    with pytest.raises(ValueError, match="does not apply"):
+        make_folds(m, "multi", random_split=True)
+
+
+def test_same_speaker_names_in_two_corpora_stay_apart():
+    a = _manifest("cremad", ["s1", "s2", "s3"], ["sad", "angry"])
+    b = _manifest("savee", ["s1", "s2", "s3"], ["sad", "angry"])
+    m = Manifest.concat([a, b])
+    assert m.speakers() == [f"{c}/s{i}" for c in ("cremad", "savee") for i in (1, 2, 3)]
+    folds = make_folds(m, "loso")
+    assert len(folds) == 6
+    _assert_speaker_independent(folds, m)
+    fold = next(f for f in folds if f.name == "loso-cremad/s1")
+    assert {m[i].corpus for i in fold.test} == {"cremad"}
+    assert "savee/s1" in fold.train_speakers + fold.val_speakers
+    folds = make_folds(m, "multi", k=3)
+    _assert_speaker_independent(folds, m)
+    for f in folds:
+        assert sorted(_by_corpus(f.test_speakers)) == ["cremad", "savee"]
+        # One validation speaker from each corpus (2 training speakers each).
+        assert sorted(_by_corpus(f.val_speakers)) == ["cremad", "savee"]
+
+
+def test_write_read_loco(tmp_path):
+    m = Manifest.concat([_ravdess_like(), _nemo_like()])
+    folds = make_folds(m, "loco")
+    write_folds(folds, m, tmp_path / "f.json")
+    assert read_folds(tmp_path / "f.json", manifest=m) == folds
+
+
+def test_real_ravdess_and_nemo_loco_and_multi():
+    from datasets.nemo import load_nemo
+    from datasets.ravdess import load_ravdess
+    from tests.paths import RAVDESS, nemo_dir
+
+    r, n = load_ravdess(RAVDESS), load_nemo(nemo_dir())
+    m = Manifest.concat([r, n])
+    assert len(m) == 1440 + 4481 and len(m.speakers()) == 33
+    folds = make_folds(m, "loco")
+    _assert_speaker_independent(folds, m, covers=False)
+    loco = {f.name: f for f in folds}
+    assert loco["loco-nemo"].emotions == SHARED
+    assert len(loco["loco-nemo"].test) == 4481
+    assert len(loco["loco-nemo"].train) + len(loco["loco-nemo"].val) == 1440 - 2 * 192
+    assert len(loco["loco-ravdess"].test) == 1440 - 2 * 192
+    assert len(loco["loco-ravdess"].train) + len(loco["loco-ravdess"].val) == 4481
+    assert len(loco["loco-nemo"].val_speakers) == 2
+    assert len(loco["loco-ravdess"].val_speakers) == 2
+    folds = make_folds(m, "multi")
+    _assert_speaker_independent(folds, m)
+    assert len(folds) == 6
+    ravdess_test = [sum(1 for i in f.test if m[i].corpus == "ravdess") for f in folds]
+    assert ravdess_test == [240] * 6
+    sizes = n.counts("speaker")
+    for f in folds:
+        nemo_speakers = _by_corpus(f.test_speakers)["nemo"]
+        expected = sum(sizes[s.partition("/")[2]] for s in nemo_speakers)
+        assert sum(1 for i in f.test if m[i].corpus == "nemo") == expected
+        assert len(_by_corpus(f.val_speakers)["nemo"]) == 2
+        assert len(_by_corpus(f.val_speakers)["ravdess"]) == 2

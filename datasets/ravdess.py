@@ -32,8 +32,8 @@ says otherwise is reported as a problem.
 import os
 import re
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     Collector,
     NameScan,
     Utterance,

@@ -18,8 +18,8 @@ number (``a01``): sentences differ per emotion.
 import os
 import re
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     Collector,
     NameScan,
     Utterance,

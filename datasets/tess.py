@@ -28,8 +28,8 @@ a second copy) are reported as duplicates, the first copy being used.
 import os
 import re
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     Collector,
     NameScan,
     Utterance,

@@ -50,8 +50,8 @@ import logging
 import os
 import re
 
-from datasets import emotions as emotions_lib
-from datasets.manifest import (
+from . import emotions as emotions_lib
+from .manifest import (
     Collector,
     CorpusError,
     NameScan,

@@ -909,7 +909,7 @@ def mixup_batch(x, y, *, alpha, num_classes, seed, p=1.0):
     return {"segments": mixed, "mask": mask | other_mask}, soft
 
 
-def apply_mixup(dataset, *, alpha, num_classes, seed=0, p=1.0):
+def apply_mixup(dataset, *, alpha, num_classes, seed=0, p=1.0, epoch=None):
     """Maps :func:`mixup_batch` over a batched ``(x, labels)`` dataset.
 
     Each batch gets a fresh stateless seed per epoch, reproducible for
@@ -922,6 +922,10 @@ def apply_mixup(dataset, *, alpha, num_classes, seed=0, p=1.0):
             ``make_dataset(paths, labels, training=True)``.
         alpha, num_classes, p: as :func:`mixup_batch`.
         seed: int.
+        epoch: optional ``speechmodel.pipeline.EpochCounter`` (the one
+            given to ``make_dataset``): the seed of batch ``b`` of a pass is
+            then a pure function of ``(seed, epoch, b)``, so a resumed run
+            mixes the same pairs as an uninterrupted one.
 
     Returns:
         tf.data.Dataset of ``({"segments", "mask"}, float32 (B, num_classes))``.
@@ -946,8 +950,19 @@ def apply_mixup(dataset, *, alpha, num_classes, seed=0, p=1.0):
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
     p = _probability("mixup", p)
-    draws = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True)
-    ds = tf.data.Dataset.zip((dataset, draws))
+    if epoch is not None:
+        from speechmodel import pipeline
+
+        def one_pass(number):
+            key = pipeline.pass_seed(seed, number, _MIXUP_SALT)
+            return dataset.enumerate().map(
+                lambda b, element: (element, tf.bitwise.bitwise_xor(key, b))
+            )
+
+        ds = pipeline.epoch_numbers(epoch).flat_map(one_pass)
+    else:
+        draws = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((dataset, draws))
 
     def mix(element, draw):
         x, y = element

@@ -1,5 +1,9 @@
 """Three-channel log-mel segments as TensorFlow ops.
 
+The public functions return NumPy arrays for NumPy (or Python) input run
+eagerly, and TensorFlow tensors for tensor input or inside a trace
+(``tf.function``, ``tf.data``).
+
 The computation, for one utterance (a 1-D waveform at ``sample_rate``):
 
 1. Power spectrogram: Hann window of ``win_ms`` (periodic, as librosa's),
@@ -32,6 +36,25 @@ import numpy as np
 import tensorflow as tf
 
 from speechmodel.config import FeatureConfig
+
+
+def _numpy_in_numpy_out(function):
+    """Public functions return NumPy for NumPy (or Python) input, run
+    eagerly; a TensorFlow tensor in, or a trace (``tf.function``,
+    ``tf.data``), gives tensors as before."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        out = function(*args, **kwargs)
+        if not tf.executing_eagerly() or any(
+            tf.is_tensor(a) for a in (*args, *kwargs.values())
+        ):
+            return out
+        if isinstance(out, tuple):
+            return tuple(o.numpy() if tf.is_tensor(o) else o for o in out)
+        return out.numpy() if tf.is_tensor(out) else out
+
+    return wrapper
 
 
 @functools.lru_cache(maxsize=16)
@@ -101,6 +124,7 @@ def _batch_delta(data, width, orders):
     )
 
 
+@_numpy_in_numpy_out
 def log_mel(waveform, *, config=None):
     """Log-mel spectrogram of one utterance.
 
@@ -120,6 +144,7 @@ def log_mel(waveform, *, config=None):
     return log_spec
 
 
+@_numpy_in_numpy_out
 def delta(data, *, width=9, order=1):
     """librosa's ``feature.delta(data.T, width=width, order=order).T``.
 
@@ -144,6 +169,7 @@ def delta(data, *, width=9, order=1):
     )
 
 
+@_numpy_in_numpy_out
 def num_segments(frames, *, config=None):
     """N = 1 + ceil(max(0, frames - segment_frames) / segment_hop)."""
     config = config or FeatureConfig()
@@ -151,6 +177,7 @@ def num_segments(frames, *, config=None):
     return 1 + (extra + config.segment_hop - 1) // config.segment_hop
 
 
+@_numpy_in_numpy_out
 def batch_segment_features(waveforms, lengths, *, config=None):
     """Three-channel log-mel segments of a zero-padded batch, vectorised.
 
@@ -237,6 +264,7 @@ def batch_segment_features(waveforms, lengths, *, config=None):
     return segments, counts
 
 
+@_numpy_in_numpy_out
 def segment_features(waveform, *, config=None):
     """One utterance (samples,) -> (N, segment_frames, n_mels, 3)."""
     waveform = tf.convert_to_tensor(waveform, tf.float32)

@@ -43,10 +43,24 @@ The steps, each usable alone:
 
 ``run`` is the whole command line: it returns the exit status (0: every file
 succeeded, 1: some files failed and the others were processed, 2: usage
-error, no input, or a model that cannot be used).
+error, no input, or a model that cannot be used, 3: an error that is not
+about one file, such as an internal error or an output that cannot be
+written).
+
+What is guaranteed: whatever a file holds, it is analysed or reported on
+its own line with its name and the reason, and the other files go on (a
+file name need not be UTF-8: it is reported as the bytes it has). Nothing
+of the user's is overwritten: an ``--output`` that is one of the inputs or
+any existing audio file is refused before any work, and so is a location
+that cannot be written; a plot never replaces a file this run did not
+create (a free name is taken, and said); a folder that cannot be read is
+reported, never skipped silently; a plot that cannot be written keeps the
+emotion result. After an error that is not about one file, no ``--output``
+is left from an earlier run.
 """
 
 import dataclasses
+import errno
 import glob
 import io
 import json
@@ -58,12 +72,18 @@ import zipfile
 import numpy as np
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
-DEFAULT_MODEL = os.path.join("models", "ravdess_default.keras")
-OUTPUT_FORMATS = ("table", "json", "csv")
+# The shipped model used without --model: a name of speechmodel.presets
+# ("default", "fast"), resolved to the package's file by load_model.
+DEFAULT_MODEL = "default"
+OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 
 EXIT_OK = 0
 EXIT_FILES_FAILED = 1
 EXIT_USAGE = 2
+# An error that is not about one file (an internal error, an output that
+# cannot be written): nothing is written to --output and an older --output
+# file is removed, so that it is never taken for this run's.
+EXIT_ERROR = 3
 
 # Voicing (for weighting the windows of a long file), see VoicingDetector.
 VOICING_THRESHOLD = 0.4
@@ -167,6 +187,8 @@ class Prediction:
             ``"uniform"``), None for a clip.
         attention: list of Segment for a clip analysed with attention.
         plot: the PNG written for the file, if any.
+        plot_error: why the plot asked for could not be written (the
+            emotion result stands).
     """
 
     file: str
@@ -177,6 +199,7 @@ class Prediction:
     weighting: str = None
     attention: list = None
     plot: str = None
+    plot_error: str = None
 
     @property
     def label(self):
@@ -215,6 +238,8 @@ class Prediction:
             out["timeline"] = [w.to_dict() for w in self.timeline]
         if self.plot is not None:
             out["plot"] = self.plot
+        if self.plot_error is not None:
+            out["plot_error"] = self.plot_error
         return out
 
 
@@ -265,9 +290,19 @@ def _is_audio_name(path, extensions):
     return path.lower().endswith(tuple(e.lower() for e in extensions))
 
 
-def _walk(directory, extensions):
+def _walk(directory, extensions, unreadable=None):
+    """The audio files under ``directory``; the folders that cannot be read
+    are appended to ``unreadable`` as ``(folder, reason)``."""
     found = []
-    for root, dirs, files in os.walk(directory):
+
+    def onerror(exc):
+        if unreadable is not None:
+            reason = exc.strerror or str(exc)
+            if isinstance(exc, PermissionError):
+                reason = "permission denied"
+            unreadable.append((exc.filename or directory, reason))
+
+    for root, dirs, files in os.walk(directory, onerror=onerror):
         dirs.sort()
         for name in sorted(files):
             if _is_audio_name(name, extensions):
@@ -343,8 +378,13 @@ def collect_inputs(inputs=(), *, list_files=(), extensions=AUDIO_EXTENSIONS):
             paths.append(path)
 
     def add_directory(directory):
-        found = _walk(directory, extensions)
-        if not found:
+        unreadable = []
+        found = _walk(directory, extensions, unreadable)
+        for folder, reason in unreadable:  # Never skipped without a word.
+            failures.append(
+                Failure(folder, f"cannot read this directory ({reason}): its files were not searched")
+            )
+        if not found and not unreadable:
             failures.append(
                 Failure(
                     directory,
@@ -370,7 +410,10 @@ def collect_inputs(inputs=(), *, list_files=(), extensions=AUDIO_EXTENSIONS):
                 else:
                     add(match)
         else:
-            failures.append(Failure(entry, "file not found"))
+            from speechmodel.audio import path_problem
+
+            problem = path_problem(entry)  # Not found, or why not.
+            failures.append(Failure(entry, problem.reason if problem else "file not found"))
     return Inputs(paths, failures)
 
 
@@ -401,6 +444,14 @@ class InferenceModel:
         return {"path": self.path, "kind": self.kind, "class_names": list(self.class_names)}
 
 
+def takes_waveforms(classifier):
+    """Whether a classifier takes ``{"waveforms", "lengths"}`` (a model on a
+    pretrained speech front end) rather than log-mel segments."""
+    from speechmodel.models.recognizer import takes_waveforms as check
+
+    return check(classifier)
+
+
 class KerasInferenceModel(InferenceModel):
     """An ``EmotionRecognizer``: batched segments through its classifier."""
 
@@ -426,20 +477,24 @@ class KerasInferenceModel(InferenceModel):
             "mask": tf.TensorSpec([None, None], tf.bool),
         }
         config = self.config
+        # A classifier on a pretrained speech front end (Whisper) takes the
+        # waveforms itself; the others take log-mel segments.
+        self.takes_waveforms = takes_waveforms(self.classifier)
 
-        def classify(x, attention):
+        def classify(x, attention, counts):
             if attention:
                 out = self._attention_network()(x, training=False)
                 return out["probabilities"], out["attention"]
             out = self.classifier(x, training=False)
             if isinstance(out, dict):
                 out = out["probabilities"]
-            return out, tf.zeros(tf.shape(x["mask"]), tf.float32)
+            return out, tf.zeros([tf.shape(counts)[0], tf.reduce_max(counts)], tf.float32)
 
         def make(attention):
             @tf.function(input_signature=[segment_spec])
             def from_segments(x):
-                return classify(x, attention)
+                counts = tf.reduce_sum(tf.cast(x["mask"], tf.int32), axis=1)
+                return classify(x, attention, counts)
 
             @tf.function(
                 input_signature=[
@@ -448,11 +503,17 @@ class KerasInferenceModel(InferenceModel):
                 ]
             )
             def from_waveforms(waveforms, lengths):
+                if self.takes_waveforms:
+                    frames = 1 + tf.maximum(lengths, 1) // config.hop_length
+                    counts = tf.cast(F.num_segments(frames, config=config), tf.int32)
+                    x = {"waveforms": waveforms, "lengths": lengths}
+                    probs, weights = classify(x, attention, counts)
+                    return probs, weights, counts
                 segments, counts = F.batch_segment_features(
                     waveforms, lengths, config=config
                 )
                 mask = tf.sequence_mask(counts, maxlen=tf.shape(segments)[1])
-                probs, weights = classify({"segments": segments, "mask": mask}, attention)
+                probs, weights = classify({"segments": segments, "mask": mask}, attention, counts)
                 return probs, weights, counts
 
             return from_segments, from_waveforms
@@ -478,7 +539,7 @@ class KerasInferenceModel(InferenceModel):
             return
         if attention:
             self._attention_network()  # Built eagerly, outside the trace.
-        from_segments = self._functions[bool(attention)][0]
+        from_segments, from_waveforms = self._functions[bool(attention)]
         failures = FailureLog()
         position = {p: i for i, p in enumerate(paths)}
         reported = 0
@@ -488,11 +549,16 @@ class KerasInferenceModel(InferenceModel):
             batch_size=batch_size,
             with_index=True,
             failures=failures,
+            outputs="waveforms" if self.takes_waveforms else "segments",
         )
         for x, index in dataset:
-            probs, weights = from_segments(x)
+            if self.takes_waveforms:
+                probs, weights, counts = from_waveforms(x["waveforms"], x["lengths"])
+                counts = counts.numpy()
+            else:
+                probs, weights = from_segments(x)
+                counts = x["mask"].numpy().sum(axis=1)
             probs, weights = probs.numpy(), weights.numpy()
-            counts = x["mask"].numpy().sum(axis=1)
             for row, i in enumerate(index.numpy()):
                 n = int(counts[row])
                 yield int(i), probs[row], (weights[row, :n] if attention else None), n
@@ -572,13 +638,28 @@ def _zip_names(path):
         raise ModelError(path, f"corrupt model archive ({exc})") from None
 
 
+def _resolve_model(spec):
+    """A shipped model's name (``default``, ``fast``) -> its file; a run
+    directory -> its ``model.keras``; anything else as it is."""
+    from speechmodel import presets
+
+    spec = os.fspath(spec)
+    try:
+        return presets.resolve_model(spec)
+    except ValueError:
+        return spec
+
+
 def load_model(path):
     """Loads a model for inference, executing no code from the file.
 
     Args:
         path: a ``.keras`` file holding an ``EmotionRecognizer`` (what
-            ``train.py`` writes as ``model.keras``), or a classical model
-            archive (``model.skz``). The kind is read from the content.
+            ``train.py`` writes as ``model.keras``), a classical model
+            archive (``model.skz``), a run directory holding a
+            ``model.keras``, or the name of a shipped model
+            (``speechmodel.presets``: ``"default"``, ``"fast"``). The kind is
+            read from the content.
 
     Returns:
         KerasInferenceModel or ClassicalInferenceModel.
@@ -588,7 +669,7 @@ def load_model(path):
             download, a random file), a Keras model of another kind, or a
             model that fails to load; the message says which.
     """
-    path = os.fspath(path)
+    path = _resolve_model(path)
     if not os.path.exists(path):
         raise ModelError(path, "model file not found")
     if os.path.isdir(path):
@@ -641,6 +722,13 @@ def _load_classical(path):
 
 
 def _load_keras(path):
+    from speechmodel import check_config_size
+
+    try:
+        check_config_size(path)  # Before config.json is read.
+    except ValueError as exc:
+        reason = str(exc)
+        raise ModelError(path, reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason) from None
     try:
         with zipfile.ZipFile(path) as zf:
             config = json.loads(zf.read("config.json").decode("utf-8"))
@@ -850,7 +938,7 @@ class _Spectrogram:
     def add(self, block):
         from speechmodel import features as F
 
-        spec = F.log_mel(block, config=self.config).numpy()
+        spec = np.asarray(F.log_mel(block, config=self.config))
         if self.rest is not None:
             spec = np.concatenate([self.rest, spec])
         n = len(spec) // self.pool
@@ -887,6 +975,14 @@ class Predictor:
         plot_dir: write a PNG per file there (log-mel spectrogram with the
             timeline or the probabilities).
         block_seconds: seconds read at a time from a long file.
+        segment: ``"windows"`` (the above) or ``"vad"``: every file is cut
+            into utterances at speech boundaries by a voice activity
+            detector (``speechmodel.vad``; utterances of at most
+            ``max_utterance`` seconds), each classified whole, and the
+            file's result is their duration-weighted mean (no emotion
+            when no speech is found); see ``speechmodel.stream``.
+        vad: the detector for ``segment="vad"``: ``auto`` (Silero when
+            installed, else voicing), ``silero`` or ``voicing``.
 
     Raises:
         ValueError: an option is out of range, or attention is asked of a
@@ -904,7 +1000,25 @@ class Predictor:
         attention=False,
         plot_dir=None,
         block_seconds=30.0,
+        segment="windows",
+        vad="auto",
     ):
+        if segment not in ("windows", "vad"):
+            raise ValueError(f"`segment` must be windows or vad. Received: segment={segment!r}")
+        if segment == "vad":
+            from speechmodel import vad as vad_module
+
+            if attention:
+                raise ValueError(
+                    "attention weights are reported for clips and windows, not for "
+                    "utterances cut by the VAD. Received: attention=True, segment=vad"
+                )
+            try:
+                vad = vad_module.resolve_detector(vad)
+            except vad_module.VADUnavailable as exc:
+                raise ValueError(str(exc)) from None
+        self.segment = segment
+        self.vad = vad
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
         if not window > 0:
@@ -939,6 +1053,13 @@ class Predictor:
 
     @property
     def settings(self):
+        if self.segment == "vad":
+            from speechmodel.stream import StreamAnalyzer
+
+            return StreamAnalyzer(
+                None, sample_rate=self.model.sample_rate, class_names=self.model.class_names,
+                segment="vad", vad=self.vad, max_utterance=self.max_utterance,
+            ).settings
         return {
             "window": self.window,
             "hop": self.hop,
@@ -965,6 +1086,7 @@ class Predictor:
         paths = list(dict.fromkeys(given))  # Each file analysed once.
         results = [None] * len(paths)
         self._plot_names = set()  # Plot names are unique within a call.
+        self.plot_renamed = []  # (file, name taken, name used)
 
         def fail(i, reason):
             results[i] = Failure(paths[i], reason)
@@ -972,12 +1094,8 @@ class Predictor:
                 on_failure(results[i])
 
         def done(i, prediction):
-            if self.plot_dir is not None and prediction.plot is None:
-                try:
-                    prediction.plot = self._plot(prediction, None)
-                except Exception as exc:
-                    fail(i, f"analysed, but the plot failed ({type(exc).__name__}: {exc})")
-                    return
+            if self.plot_dir is not None and prediction.plot is None and prediction.plot_error is None:
+                prediction.plot = self._plot(prediction, None)  # Never raises.
             results[i] = prediction
             if on_result is not None:
                 on_result(prediction)
@@ -998,7 +1116,8 @@ class Predictor:
                     unreadable.append((i, f"cannot read the file ({type(exc).__name__}: {exc})"))
                     continue
                 durations[i] = info.duration
-                (long_files if info.duration > self.max_utterance else clips).append(i)
+                long = self.segment == "vad" or info.duration > self.max_utterance
+                (long_files if long else clips).append(i)
         for i, reason in unreadable:  # Reported once stderr is back.
             fail(i, reason)
 
@@ -1056,6 +1175,21 @@ class Predictor:
 
                 config = FeatureConfig(sample_rate=rate)
             spectrogram = _Spectrogram(config, expected_duration * 100)
+        if self.segment == "vad":  # Utterances at speech boundaries.
+            from speechmodel import stream
+
+            analyzer = stream.StreamAnalyzer(
+                stream.waveform_classifier(self.model, batch_size=self.batch_size),
+                sample_rate=rate, class_names=self.model.class_names, segment="vad",
+                vad=self.vad, max_utterance=self.max_utterance,
+            )
+            blocks = iter_blocks(path, sample_rate=rate, block_seconds=self.block_seconds)
+            if spectrogram is not None:
+                blocks = (spectrogram.add(b) or b for b in blocks)
+            prediction = stream.analyze_blocks(blocks, analyzer, path)
+            if spectrogram is not None:
+                prediction.plot = self._plot(prediction, spectrogram.finish())
+            return prediction
         total = [0]
 
         def blocks():
@@ -1121,30 +1255,48 @@ class Predictor:
             prediction.plot = self._plot(prediction, spectrogram.finish())
         return prediction
 
-    def _plot_path(self, path):
-        stem = os.path.splitext(os.path.basename(path))[0] or "audio"
-        name, n = stem, 1
-        while name in self._plot_names:
+    def _save_plot(self, file, data):
+        """Writes the PNG under the first free name (``<stem>.png``, then
+        ``<stem>-2.png``, ...): never over a file this run did not create
+        (an existing name is skipped, and recorded in ``plot_renamed``)."""
+        stem = os.path.splitext(os.path.basename(file))[0] or "audio"
+        wanted, n = None, 1
+        while True:
+            name = stem if n == 1 else f"{stem}-{n}"
             n += 1
-            name = f"{stem}-{n}"
-        self._plot_names.add(name)
-        return os.path.join(self.plot_dir, name + ".png")
+            if name in self._plot_names:
+                continue
+            self._plot_names.add(name)
+            target = os.path.join(self.plot_dir, name + ".png")
+            try:
+                write_bytes(data, target, overwrite=False)
+            except FileExistsError:
+                wanted = wanted or target
+                continue
+            if wanted is not None:
+                self.plot_renamed.append((file, wanted, target))
+            return target
 
     def _plot(self, prediction, spectrogram):
-        if spectrogram is None:
-            from speechmodel import features as F
-            from speechmodel.audio import load_audio
+        """Draws and writes the plot of ``prediction``: its path, or None
+        with ``prediction.plot_error`` saying why not (the result stands)."""
+        try:
+            if spectrogram is None:
+                from speechmodel import features as F
+                from speechmodel.audio import load_audio
 
-            config = getattr(self.model, "config", None)
-            if config is None:
-                from speechmodel.config import FeatureConfig
+                config = getattr(self.model, "config", None)
+                if config is None:
+                    from speechmodel.config import FeatureConfig
 
-                config = FeatureConfig(sample_rate=self.model.sample_rate)
-            waveform = load_audio(prediction.file, sample_rate=config.sample_rate)
-            spectrogram = F.log_mel(waveform, config=config).numpy()
-        target = self._plot_path(prediction.file)
-        plot_prediction(prediction, spectrogram, target)
-        return target
+                    config = FeatureConfig(sample_rate=self.model.sample_rate)
+                waveform = load_audio(prediction.file, sample_rate=config.sample_rate)
+                spectrogram = np.asarray(F.log_mel(waveform, config=config))
+            return self._save_plot(prediction.file, render_plot(prediction, spectrogram))
+        except Exception as exc:  # A full disk, say: the emotion result stands.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            prediction.plot_error = f"the plot could not be written ({type(exc).__name__}: {reason})"
+            return None
 
 
 def predict(paths, model, **options):
@@ -1162,6 +1314,11 @@ def plot_prediction(prediction, spectrogram, path):
     """Writes a PNG: the log-mel spectrogram (time x mels, dB) over the
     emotion timeline (windowed files) or the probability bars (clips),
     with the attention weights over the spectrogram when present."""
+    write_bytes(render_plot(prediction, spectrogram), path)
+
+
+def render_plot(prediction, spectrogram):
+    """The PNG bytes of ``plot_prediction``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1183,6 +1340,8 @@ def plot_prediction(prediction, spectrogram, path):
     top.set_title(
         f"{os.path.basename(prediction.file)}: {prediction.label} "
         f"({prediction.confidence:.2f})"
+        if prediction.probabilities is not None
+        else f"{os.path.basename(prediction.file)}: no speech"
     )
     if prediction.attention:
         twin = top.twinx()
@@ -1213,7 +1372,8 @@ def plot_prediction(prediction, spectrogram, path):
         bottom.legend(fontsize=7, ncol=min(4, len(names)), loc="upper right")
     else:
         top.set_xlabel("time (s)")
-        bottom.bar(range(len(names)), prediction.probabilities, color="tab:blue")
+        bars = prediction.probabilities
+        bottom.bar(range(len(names)), np.zeros(len(names)) if bars is None else bars, color="tab:blue")
         bottom.set_xticks(range(len(names)), names, rotation=30, ha="right")
         bottom.set_ylim(0, 1)
         bottom.set_ylabel("probability")
@@ -1221,7 +1381,7 @@ def plot_prediction(prediction, spectrogram, path):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    write_bytes(buffer.getvalue(), path)
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------
@@ -1257,7 +1417,10 @@ def format_table(report, *, top_k=1, timeline=False):
     rows = [header]
     extra = {}
     for p in predictions:
-        row = [p.file, p.label, f"{p.confidence:.3f}", _seconds(p.duration)]
+        if p.probabilities is None:  # VAD segmentation that found no speech.
+            row = [p.file, "no-speech", "-", _seconds(p.duration)]
+        else:
+            row = [p.file, p.label, f"{p.confidence:.3f}", _seconds(p.duration)]
         if top_k > 1:
             row.append(", ".join(f"{n} {q:.3f}" for n, q in p.top_k(top_k)))
         if any_windowed:
@@ -1298,6 +1461,15 @@ def format_json(report, *, top_k=1, model=None):
         ],
     }
     return json.dumps(payload, indent=2) + "\n"
+
+
+def format_jsonl(report, *, top_k=1):
+    """JSON lines: one object per file (as in ``format_json``'s
+    ``results``), in input order."""
+    return "".join(
+        json.dumps(r.to_dict(top_k=top_k) if isinstance(r, Prediction) else r.to_dict()) + "\n"
+        for r in report.results
+    )
 
 
 def format_csv(report, *, top_k=1):
@@ -1344,7 +1516,8 @@ def format_csv(report, *, top_k=1):
             row(r.file, "error", "", "", "", error=r.reason)
             continue
         row(r.file, "file", "0.000", f"{r.duration:.3f}", f"{r.duration:.3f}", r.probabilities,
-            r.top_k(top_k) if top_k > 1 else None)
+            r.top_k(top_k) if top_k > 1 and r.probabilities is not None else None,
+            error=r.plot_error or "")
         segments(r.file, r.attention)
         for w in r.timeline or []:
             order = np.argsort(-w.probabilities, kind="stable")[:top_k]
@@ -1361,11 +1534,16 @@ def _umask():
     return mask
 
 
-def write_bytes(data, path):
+def write_bytes(data, path, *, overwrite=True):
     """Writes ``data`` to ``path`` atomically: a temporary file in the same
     directory, renamed into place, so a reader never sees half a file. The
     file gets the usual permissions (an existing file's mode, else 0666
-    minus the umask), not the temporary file's 0600."""
+    minus the umask), not the temporary file's 0600.
+
+    With ``overwrite=False`` an existing ``path`` is never replaced
+    (``FileExistsError``): the complete file is linked into place, which
+    fails if the name is taken, even by a file created meanwhile.
+    """
     import tempfile
 
     path = os.fspath(path)
@@ -1375,6 +1553,8 @@ def write_bytes(data, path):
         mode = os.stat(path).st_mode & 0o7777
     except OSError:
         mode = 0o666 & ~_umask()
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "File exists", path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
@@ -1382,20 +1562,123 @@ def write_bytes(data, path):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # Fails if the name is taken.
+            except FileExistsError:
+                raise
+            except OSError:  # No hard links here: exclusive create instead.
+                with open(path, "xb") as out:
+                    out.write(data)
+            os.unlink(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
+def encode_text(text, encoding="utf-8"):
+    """``text`` as bytes; a file name that is not valid in ``encoding`` (a
+    Latin-1 name in UTF-8 text) is written as the bytes it has on disk."""
+    try:
+        return text.encode(encoding, "surrogateescape")
+    except (UnicodeEncodeError, LookupError):
+        return text.encode("utf-8", "surrogateescape")
+
+
 def write_text(text, path):
-    """Writes ``text`` (UTF-8) to ``path`` atomically (see ``write_bytes``)."""
-    write_bytes(text.encode("utf-8"), path)
+    """Writes ``text`` (UTF-8; file names as their bytes, see
+    ``encode_text``) to ``path`` atomically (see ``write_bytes``)."""
+    write_bytes(encode_text(text), path)
 
 
 # ---------------------------------------------------------------------------
 # The command line.
+
+
+_AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
+
+
+def _is_audio_file(path):
+    """An existing file that holds audio (by its first bytes: WAV, FLAC,
+    Ogg, AIFF, MP3) or has an audio extension."""
+    if _is_audio_name(path, AUDIO_EXTENSIONS):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(_AUDIO_MAGIC) or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def check_output(output, *, inputs=(), list_files=()):
+    """Why ``output`` cannot be written, or None; checked before any work.
+
+    Refused: a directory; one of the inputs or list files (by the file it
+    resolves to, through links); any other existing audio file. Then the
+    folder is created if needed and a test file written there, so a
+    read-only or missing location fails now rather than after the work.
+    """
+    output = os.fspath(output)
+    if os.path.isdir(output):
+        return f"--output is a directory. Received: --output={output}"
+    if os.path.exists(output):
+        target = os.path.realpath(output)
+        for given in list(inputs) + list(list_files):
+            if os.path.exists(given) and os.path.samefile(given, output):
+                what = "a --list file" if given in list_files else "one of the inputs"
+                return (
+                    f"--output {output} is {what} ({given}); refusing to overwrite it. "
+                    "Choose another --output."
+                )
+        if os.path.isfile(target) and _is_audio_file(target):
+            return (
+                f"--output {output} is an existing audio file; refusing to overwrite it "
+                "with results. Choose another --output."
+            )
+    parent = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the directory of --output ({exc.strerror or exc}). Received: --output={output}"
+    if os.path.exists(output) and not os.path.isfile(output):
+        if not os.access(output, os.W_OK):
+            return f"cannot write --output (permission denied). Received: --output={output}"
+        return None
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write in the directory of --output ({exc.strerror or exc}). Received: --output={output}"
+    return None
+
+
+def write_output(text, output):
+    """The results to ``output``: atomically for a file (``write_text``);
+    a device or pipe (``/dev/stdout``) is written to, never replaced."""
+    if os.path.exists(output) and not os.path.isfile(output):
+        with open(output, "wb") as f:
+            f.write(encode_text(text))
+        return
+    write_text(text, output)
+
+
+def _remove_stale_output(output):
+    """Removes an earlier results file at ``output`` (so that it is never
+    taken for the results of a run that failed); True if one was removed."""
+    try:
+        if os.path.isfile(output) and not os.path.islink(output) and not _is_audio_file(output):
+            os.unlink(output)
+            return True
+    except OSError:
+        pass
+    return False
 
 
 def normalize_flag_names(argv, known):
@@ -1437,6 +1720,9 @@ def run(
     plot_dir=None,
     batch_size=32,
     timeline=False,
+    segment="windows",
+    vad="auto",
+    stream=None,
     stdout=None,
     stderr=None,
     prog="infer.py",
@@ -1449,12 +1735,21 @@ def run(
         default_model: the shipped model's path (``models/
             ravdess_default.keras`` beside ``infer.py``).
         list_files, output_format, output, top_k, attention, window, hop,
-            max_utterance, plot_dir, batch_size, timeline: as the flags.
+            max_utterance, plot_dir, batch_size, timeline, segment, vad: as
+            the flags.
+        stream: for ``infer.py -`` (``inputs == ["-"]``) and ``--mic``: a
+            dict of ``speechmodel.stream.run_cli`` options (``mic``,
+            ``device``, ``raw``, ``rate``, ``sample_format``, ``channels``,
+            ``max_seconds``); the stream is analysed as it arrives.
         stdout, stderr: streams (default sys.stdout / sys.stderr).
 
     Returns:
         0 when every file succeeded, 1 when some failed (the others are
-        reported), 2 for a usage error, no input or an unusable model.
+        reported) or a plot could not be written (the result is kept), 2
+        for a usage error, no input or an unusable model, 3 for an error
+        that is not about one file (an internal error, an output that
+        cannot be written): no results are written then, and an older
+        ``output`` file is removed.
 
     Every failed input gets one line on ``stderr`` as it is met
     (``infer.py: skipped FILE: REASON``), and a count at the end. In the
@@ -1476,6 +1771,18 @@ def run(
         return usage(f"--format must be one of {', '.join(OUTPUT_FORMATS)}. Received: --format={output_format}")
     if not isinstance(top_k, int) or top_k < 1:
         return usage(f"--top_k must be a positive integer. Received: --top_k={top_k}")
+    if "-" in list(inputs) or (stream or {}).get("mic"):
+        from speechmodel import stream as stream_module
+
+        return stream_module.run_cli(
+            list(inputs), model=model, default_model=default_model, list_files=list_files,
+            output_format=output_format, output=output, top_k=top_k, attention=attention,
+            window=window, hop=hop, max_utterance=max_utterance, plot_dir=plot_dir,
+            batch_size=batch_size, segment=segment, vad=vad, stream=stream or {},
+            stdout=stdout, stderr=stderr, prog=prog,
+        )
+    if any((stream or {}).get(k) for k in ("raw", "device", "max_seconds")):
+        return usage("--raw, --device and --max_seconds are for a stream: give - (standard input) or --mic")
     try:
         collected = collect_inputs(inputs, list_files=list_files)
     except ValueError as exc:
@@ -1487,14 +1794,10 @@ def run(
             "no audio files to analyse: give files, directories, glob patterns "
             "or --list FILE"
         )
-    if output is not None:
-        parent = os.path.dirname(os.path.abspath(output))
-        if os.path.isdir(output):
-            return usage(f"--output is a directory. Received: --output={output}")
-        try:
-            os.makedirs(parent, exist_ok=True)
-        except OSError as exc:
-            return usage(f"cannot create the directory of --output ({exc}). Received: --output={output}")
+    if output is not None:  # Before any work: refused, or known writable.
+        problem = check_output(output, inputs=collected.paths, list_files=list_files)
+        if problem:
+            return usage(problem)
     if plot_dir is not None:
         try:
             os.makedirs(plot_dir, exist_ok=True)
@@ -1504,7 +1807,7 @@ def run(
     if model is None:
         if default_model is None:
             return usage("no model: pass --model PATH")
-        if not os.path.exists(default_model):
+        if not os.path.exists(_resolve_model(default_model)):
             return usage(
                 f"the default model {default_model} is missing from this "
                 "installation; pass --model PATH to a model.keras written by "
@@ -1529,25 +1832,53 @@ def run(
             max_utterance=max_utterance,
             attention=attention,
             plot_dir=plot_dir,
+            segment=segment,
+            vad=vad,
         )
     except ValueError as exc:
         return usage(str(exc))
 
+    def error_exit(message):
+        """An error not about one file: one line, exit 3, no stale output."""
+        if output is not None and _remove_stale_output(output):
+            message += f"; the older {output} was removed so that it is not taken for this run's results"
+        print(f"{prog}: error: {message}", file=stderr, flush=True)
+        return EXIT_ERROR
+
     for failure in collected.failures:
         report_failure(failure)
-    report = predictor.predict(collected.paths, on_failure=report_failure)
-    report.results = collected.failures + report.results
-    if output_format == "json":
-        text = format_json(report, top_k=top_k, model=loaded.describe())
-    elif output_format == "csv":
-        text = format_csv(report, top_k=top_k)
-    else:
-        text = format_table(report, top_k=top_k, timeline=timeline)
+    try:
+        report = predictor.predict(collected.paths, on_failure=report_failure)
+        report.results = collected.failures + report.results
+        if output_format == "json":
+            text = format_json(report, top_k=top_k, model=loaded.describe())
+        elif output_format == "jsonl":
+            text = format_jsonl(report, top_k=top_k)
+        elif output_format == "csv":
+            text = format_csv(report, top_k=top_k)
+        else:
+            text = format_table(report, top_k=top_k, timeline=timeline)
+    except Exception as exc:  # Not about one file: those are Failures.
+        detail = " ".join(str(exc).split())[:300]
+        return error_exit(f"internal error, not about one file ({type(exc).__name__}: {detail}); no results were written")
+    for file, taken, used in getattr(predictor, "plot_renamed", []):
+        print(f"{prog}: {taken} exists and was not written by this run: the plot of {file} is {used}", file=stderr)
+    plot_failures = [p for p in report.predictions if p.plot_error]
+    for p in plot_failures:
+        print(f"{prog}: plot failed for {p.file}: {p.plot_error}; its emotion result is kept", file=stderr)
     if output is not None:
-        write_text(text, output)
+        try:
+            write_output(text, output)
+        except OSError as exc:
+            return error_exit(f"cannot write --output {output} ({exc.strerror or exc}); no results were written")
     else:
         try:
-            stdout.write(text)
+            data = encode_text(text, getattr(stdout, "encoding", None) or "utf-8")
+            if hasattr(stdout, "buffer"):
+                stdout.flush()
+                stdout.buffer.write(data)
+            else:
+                stdout.write(text)
             stdout.flush()
         except BrokenPipeError:  # e.g. `infer.py ... | head`: not an error.
             try:
@@ -1555,12 +1886,13 @@ def run(
                 os.dup2(devnull, stdout.fileno())
             except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
                 pass
+        except OSError as exc:
+            return error_exit(f"cannot write the results to standard output ({exc.strerror or exc})")
     failed = len(report.failures)
-    if failed:
-        print(
-            f"{prog}: {failed} of {len(report.results)} inputs failed; "
-            f"{len(report.predictions)} analysed",
-            file=stderr,
-        )
+    if failed or plot_failures:
+        parts = [f"{failed} of {len(report.results)} inputs failed"] if failed else []
+        if plot_failures:
+            parts.append(f"{len(plot_failures)} plots could not be written")
+        print(f"{prog}: {'; '.join(parts)}; {len(report.predictions)} analysed", file=stderr)
         return EXIT_FILES_FAILED
     return EXIT_OK

@@ -233,7 +233,7 @@ def test_attention_weights_per_segment_with_times(model):
     waveform = load_audio(path)
     from speechmodel import features as F
 
-    segments = F.segment_features(waveform, config=model.config).numpy()[None]
+    segments = np.asarray(F.segment_features(waveform, config=model.config))[None]
     expected = model.classifier.attention_model()(
         {"segments": segments, "mask": np.ones(segments.shape[:2], bool)}
     )

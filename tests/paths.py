@@ -1,4 +1,4 @@
-"""Where the tests find the real corpus: ../shared/data beside the checkout."""
+"""Where the tests find the real corpora: ../shared/data beside the checkout."""
 
 import os
 from pathlib import Path
@@ -18,3 +18,18 @@ def ravdess_files(pattern="Actor_*/*.wav"):
             "(../shared/data/ravdess beside the checkout, or SER_TEST_RAVDESS)."
         )
     return files
+
+
+NEMO = Path(
+    os.environ.get("SER_TEST_NEMO", REPO.parent / "shared" / "data" / "nemo")
+).resolve()
+
+
+def nemo_dir():
+    """The real nEMO folder (data.tsv + samples/); FileNotFoundError if absent."""
+    if not (NEMO / "data.tsv").is_file():
+        raise FileNotFoundError(
+            f"The real nEMO corpus is expected at {NEMO} "
+            "(../shared/data/nemo beside the checkout, or SER_TEST_NEMO)."
+        )
+    return NEMO

@@ -166,16 +166,14 @@ def test_models_that_cannot_be_used_exit_2_with_one_clear_line(model, tmp_path):
         assert line.startswith(f"infer.py: error: cannot use the model {tmp_path / bad}: ") and reason in line
 
 
-def test_default_model_is_found_beside_infer_py_not_in_the_cwd(tmp_path):
+def test_the_shipped_models_are_found_by_name_not_in_the_cwd(tmp_path):
     clip = ravdess_files("Actor_22/*.wav")[0]
-    result = infer(clip, cwd=tmp_path)
-    if (REPO / "models" / "ravdess_default.keras").exists():
+    for args in ([], ["--model", "fast"]):  # "default" without --model
+        result = infer(clip, *args, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[1].startswith(clip)
-    else:
-        assert result.returncode == 2
-        assert str(REPO / "models" / "ravdess_default.keras") in result.stderr
-        assert "--model" in result.stderr
+    result = infer(clip, "--model", "fastest", cwd=tmp_path)
+    assert result.returncode == 2 and "fastest" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_help_and_usage_errors(tmp_path):

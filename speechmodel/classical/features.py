@@ -372,7 +372,18 @@ def cache_key(path, config):
     text = "\0".join(
         [path, str(stat.st_size), str(stat.st_mtime_ns), config.digest()]
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def too_short_reason(samples, config):
+    """The reason for a clip too short for the statistics: less than one
+    STFT hop (``hop_length`` samples) of signal."""
+    rate = config.sample_rate
+    return (
+        f"too short to analyse: {samples} sample{'s' if samples != 1 else ''} "
+        f"({samples / rate:.4f} s) at {rate} Hz; the classical features need at "
+        f"least {config.hop_length} samples ({config.hop_length / rate:.3f} s)"
+    )
 
 
 def _extract_one(index, path, config_dict, cache_dir):
@@ -390,6 +401,8 @@ def _extract_one(index, path, config_dict, cache_dir):
                 except (OSError, ValueError):
                     pass  # Unreadable cache entry: recompute and overwrite.
         y = load_audio(path, sample_rate=config.sample_rate)
+        if len(y) < config.hop_length:
+            return index, None, too_short_reason(len(y), config)
         vector = compute_features(y, config=config)
     except AudioError as exc:
         return index, None, exc.reason
@@ -399,9 +412,15 @@ def _extract_one(index, path, config_dict, cache_dir):
         return index, None, f"feature extraction failed: {type(exc).__name__}: {exc}"
     if cache_file is not None:
         tmp = f"{cache_file}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, vector, allow_pickle=False)
-        os.replace(tmp, cache_file)
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, vector, allow_pickle=False)
+            os.replace(tmp, cache_file)
+        except OSError:  # A cache that cannot be written (full disk) is no error.
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return index, vector, None
 
 

@@ -2,6 +2,7 @@
 
 from speechmodel.layers.adaptive_average_pooling import AdaptiveAveragePooling
 from speechmodel.layers.attention_pooling import AttentionPooling
+from speechmodel.layers.block_weighted_sum import BlockWeightedSum
 from speechmodel.layers.imagenet_preprocessing import ImageNetPreprocessing
 from speechmodel.layers.log_mel_segments import LogMelSegments
 from speechmodel.layers.masked_time_distributed import MaskedTimeDistributed
@@ -9,6 +10,7 @@ from speechmodel.layers.masked_time_distributed import MaskedTimeDistributed
 __all__ = [
     "AdaptiveAveragePooling",
     "AttentionPooling",
+    "BlockWeightedSum",
     "ImageNetPreprocessing",
     "LogMelSegments",
     "MaskedTimeDistributed",

@@ -5,13 +5,31 @@ from speechmodel.layers.log_mel_segments import LogMelSegments
 from speechmodel.models.base import FunctionalModel
 
 
+def _without_compile_state(serialized):
+    """A deployable model keeps no training state: the classifier's
+    optimiser and loss (``compile_config``) are dropped, so that loading
+    never depends on the training code's losses."""
+    serialized = dict(serialized)
+    serialized.pop("compile_config", None)
+    return serialized
+
+
+def takes_waveforms(model):
+    """Whether ``model`` takes ``{"waveforms", "lengths"}`` (a pretrained
+    speech front end inside) rather than log-mel ``{"segments", "mask"}``."""
+    inputs = getattr(model, "input", None)
+    return isinstance(inputs, dict) and "waveforms" in inputs
+
+
 @keras.saving.register_keras_serializable(package="speechmodel")
 class EmotionRecognizer(FunctionalModel):
     """A whole deployable model: raw 16 kHz waveforms -> emotion probabilities.
 
     Wraps any segment classifier (``SpeechModel`` or a baseline: a model
     taking ``{"segments", "mask"}``) behind the audio front end
-    (``LogMelSegments``) and keeps the class names, so that one ``.keras``
+    (``LogMelSegments``), or a classifier that takes the waveforms itself
+    (``AudioSpeechModel``, on a pretrained speech encoder: inputs
+    ``{"waveforms", "lengths"}``), and keeps the class names, so that one ``.keras``
     file holds everything inference needs. Loading it with
     ``keras.saving.load_model(path, safe_mode=True)`` rebuilds it from its
     config with this project's registered classes: no code from the file
@@ -37,13 +55,18 @@ class EmotionRecognizer(FunctionalModel):
         feature_config = FeatureConfig.from_dict(feature_config or {}).to_dict()
         class_names = [str(c) for c in (class_names or [])]
         # === Layers ===
-        frontend = LogMelSegments(feature_config, name="log_mel_segments")
+        frontend = None
+        if not takes_waveforms(classifier):
+            frontend = LogMelSegments(feature_config, name="log_mel_segments")
 
         # === Functional Model ===
         waveforms = keras.Input((None,), dtype="float32", name="waveforms")
         lengths = keras.Input((), dtype="int32", name="lengths")
-        segments, mask = frontend(waveforms, lengths)
-        outputs = classifier({"segments": segments, "mask": mask})
+        if frontend is None:
+            outputs = classifier({"waveforms": waveforms, "lengths": lengths})
+        else:
+            segments, mask = frontend(waveforms, lengths)
+            outputs = classifier({"segments": segments, "mask": mask})
         if isinstance(outputs, dict):
             outputs = outputs["probabilities"]
         super().__init__(
@@ -72,7 +95,9 @@ class EmotionRecognizer(FunctionalModel):
         config = super().get_config()
         config.update(
             {
-                "classifier": keras.saving.serialize_keras_object(self.classifier),
+                "classifier": _without_compile_state(
+                    keras.saving.serialize_keras_object(self.classifier)
+                ),
                 "feature_config": self.feature_config,
                 "class_names": self.class_names,
             }

@@ -2,6 +2,8 @@
 
 import inspect
 
+from speechmodel.models import frontends
+from speechmodel.models.audio_speech_model import AudioSpeechModel
 from speechmodel.models.backbones import BACKBONE_NAMES
 from speechmodel.models.segment_classifier import SegmentClassifier
 from speechmodel.models.speech_model import SpeechModel
@@ -19,7 +21,26 @@ def _accepted(cls):
     ) + ["name"]
 
 
-def build_model(name="speechmodel", *, num_classes, weights=None, **kwargs):
+def _build_audio_model(num_classes, weights, feature_config, kwargs):
+    """``speechmodel`` on a pretrained front end (``AudioSpeechModel``)."""
+    backbone = kwargs.pop("backbone")
+    embedder_args = {"fine_tune_blocks": int(kwargs.pop("fine_tune_blocks", 0) or 0)}
+    head_args = ("lstm_units", "lstm_layers", "attention_units", "dense_units", "dropout",
+                 "input_dropout", "name")
+    unknown = sorted(set(kwargs) - set(head_args))
+    if unknown:
+        raise ValueError(
+            f"Unknown argument(s) {unknown} for model 'speechmodel' on the front end "
+            f"{backbone!r}; accepted: {sorted(head_args + ('backbone', 'weights', 'fine_tune_blocks'))}. "
+            f"Received: {sorted(kwargs)}"
+        )
+    embedder = frontends.build_front_end(
+        backbone, feature_config=feature_config, weights=weights, **embedder_args
+    )
+    return AudioSpeechModel(num_classes, embedder=embedder, **kwargs)
+
+
+def build_model(name="speechmodel", *, num_classes, weights=None, feature_config=None, **kwargs):
     """Builds a model from JSON-friendly values.
 
     Args:
@@ -29,7 +50,12 @@ def build_model(name="speechmodel", *, num_classes, weights=None, **kwargs):
             ``"resnet34"``, ``"resnet50"``, ``"vgg11"``, ``"vgg16"`` ... (see
             ``MODEL_NAMES``).
         num_classes: int, number of classes.
-        weights: initial backbone weights (``None``, ``"imagenet"``, a file).
+        weights: initial backbone weights (``None``, ``"imagenet"``, a file);
+            for a pretrained front end (``backbone="whisper_base"``),
+            ``None`` means its pretrained weights.
+        feature_config: dict of ``FeatureConfig`` fields the model is fed
+            with: the segment shape (and a front end's segment grid) are
+            derived from it unless given.
         **kwargs: further constructor arguments of the class (ints,
             floats, strings, lists: JSON values).
 
@@ -42,6 +68,12 @@ def build_model(name="speechmodel", *, num_classes, weights=None, **kwargs):
     """
     if name not in MODEL_NAMES:
         raise ValueError(f"Unknown model; known: {list(MODEL_NAMES)}. Received: name={name!r}")
+    if name == "speechmodel" and frontends.is_front_end(kwargs.get("backbone")):
+        return _build_audio_model(num_classes, weights, feature_config, dict(kwargs))
+    if feature_config is not None and "segment_shape" not in kwargs:
+        from speechmodel.config import FeatureConfig
+
+        kwargs["segment_shape"] = list(FeatureConfig.from_dict(feature_config).segment_shape)
     if name == "speechmodel":
         cls = SpeechModel
     else:

@@ -3,6 +3,7 @@
 import keras
 
 from speechmodel.layers.attention_pooling import AttentionPooling
+from speechmodel.layers.block_weighted_sum import BlockWeightedSum
 from speechmodel.models.base import FunctionalModel
 from speechmodel.models.base import Graph
 
@@ -23,6 +24,11 @@ class SequenceHead(FunctionalModel):
     ReLU layers with dropout, and a softmax; the output ``(batch,
     num_classes)`` is float32 under mixed precision.
 
+    With ``embedding_blocks=L`` the embeddings are ``(batch, N, L,
+    embedding_dim)``: one vector per segment from each of the ``L`` blocks
+    of a pretrained encoder (e.g. Whisper's), mixed by a learned
+    softmax-weighted sum (``BlockWeightedSum``) before the BLSTM.
+
     Trained alone on cached embeddings, it is stage two of the two-stage
     training; ``SpeechModel`` holds one as ``model.sequence_head``.
 
@@ -35,6 +41,10 @@ class SequenceHead(FunctionalModel):
             (``None``: a linear score).
         dense_units: list of int, the hidden dense layers.
         dropout: float, dropout rate after each hidden dense layer.
+        embedding_blocks: ``None`` (one embedding per segment) or int ``L``,
+            the encoder blocks whose embeddings are mixed.
+        input_dropout: float, dropout rate on the (mixed) segment
+            embeddings before the BLSTM.
         **kwargs: ``name``, ``trainable``.
 
     Example:
@@ -56,9 +66,17 @@ class SequenceHead(FunctionalModel):
         attention_units=128,
         dense_units=(256,),
         dropout=0.5,
+        embedding_blocks=None,
+        input_dropout=0.0,
         **kwargs,
     ):
         _positive_int("num_classes", num_classes)
+        if embedding_blocks is not None:
+            _positive_int("embedding_blocks", embedding_blocks)
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(
+                f"`input_dropout` must be in [0, 1). Received: input_dropout={input_dropout!r}"
+            )
         _positive_int("embedding_dim", embedding_dim)
         _positive_int("lstm_units", lstm_units)
         _positive_int("lstm_layers", lstm_layers)
@@ -69,6 +87,14 @@ class SequenceHead(FunctionalModel):
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
 
         # === Layers ===
+        self.block_mix = (
+            BlockWeightedSum(embedding_blocks, name="block_mix")
+            if embedding_blocks is not None
+            else None
+        )
+        self.input_dropout_layer = (
+            keras.layers.Dropout(input_dropout, name="input_dropout") if input_dropout else None
+        )
         self.blstm_layers = [
             keras.layers.Bidirectional(
                 keras.layers.LSTM(lstm_units, return_sequences=True),
@@ -91,12 +117,17 @@ class SequenceHead(FunctionalModel):
         )
 
         # === Functional Model ===
+        blocks = () if embedding_blocks is None else (embedding_blocks,)
         inputs = {
-            "embeddings": keras.Input((None, embedding_dim), name="embeddings"),
+            "embeddings": keras.Input((None, *blocks, embedding_dim), name="embeddings"),
             "mask": keras.Input((None,), dtype="bool", name="mask"),
         }
         mask = inputs["mask"]
         x = inputs["embeddings"]
+        if self.block_mix is not None:
+            x = self.block_mix(x)
+        if self.input_dropout_layer is not None:
+            x = self.input_dropout_layer(x)
         for blstm in self.blstm_layers:
             x = blstm(x, mask=mask)
         x, _ = self.attention(x, mask=mask, return_attention=True)
@@ -113,6 +144,8 @@ class SequenceHead(FunctionalModel):
         self.attention_units = attention_units
         self.dense_units = dense_units
         self.dropout = dropout
+        self.embedding_blocks = embedding_blocks
+        self.input_dropout = input_dropout
 
     def with_attention(self):
         """A model sharing these weights that outputs ``{"probabilities":
@@ -137,6 +170,8 @@ class SequenceHead(FunctionalModel):
                 "attention_units": self.attention_units,
                 "dense_units": list(self.dense_units),
                 "dropout": self.dropout,
+                "embedding_blocks": self.embedding_blocks,
+                "input_dropout": self.input_dropout,
             }
         )
         return config

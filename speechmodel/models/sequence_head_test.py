@@ -79,3 +79,33 @@ class SequenceHeadTest(TestCase):
             SequenceHead(3, embedding_dim=4, dropout=1.5)
         with pytest.raises(ValueError, match="Received: dense_units=-1"):
             SequenceHead(3, embedding_dim=4, dense_units=[-1])
+
+
+class BlockHeadTest(TestCase):
+    def _x(self):
+        rng = np.random.RandomState(3)
+        return {
+            "embeddings": rng.standard_normal((3, 5, 4, 6)).astype("float32"),
+            "mask": np.array([[1, 1, 1, 0, 0], [1] * 5, [1, 0, 0, 0, 0]], bool),
+        }
+
+    def test_blocks_are_mixed_and_padding_ignored(self):
+        head = SequenceHead(**KWARGS, embedding_blocks=4, input_dropout=0.1)
+        x = self._x()
+        reference = np.asarray(head(x))
+        self.assertEqual(reference.shape, (3, 4))
+        x["embeddings"][0, 3:] = 1e3
+        x["embeddings"][2, 1:] = -7.0
+        self.assertAllClose(head(x), reference, atol=1e-6)
+        self.assertEqual(len(head.block_mix.logits.numpy()), 4)
+
+    def test_saving(self):
+        self.run_model_saving_test(
+            SequenceHead, {**KWARGS, "embedding_blocks": 4, "input_dropout": 0.2}, self._x()
+        )
+
+    def test_bad_values(self):
+        with pytest.raises(ValueError, match="embedding_blocks=0"):
+            SequenceHead(**KWARGS, embedding_blocks=0)
+        with pytest.raises(ValueError, match="input_dropout=1.0"):
+            SequenceHead(**KWARGS, input_dropout=1.0)

@@ -8,8 +8,15 @@ from speechmodel.models.alexnet import AlexNet
 from speechmodel.models.backbones import get_backbone
 from speechmodel.models.resnet import ResNet
 from speechmodel.models.torchvision_weights import load_torchvision_weights
+from speechmodel.models.torchvision_weights import read_state_dict
+from speechmodel.models.torchvision_weights import state_dict_from_checkpoint
 from speechmodel.models.torchvision_weights import to_torchvision_state_dict
 from speechmodel.tests.test_case import TestCase
+from tests.paths import REPO
+
+SHARED = REPO.parent / "shared" / "weights" / "alexnet_imagenet_conv"
+LPIPS = SHARED / "lpips_alex_v0.1.pt"
+CONV_NPZ = SHARED / "torchvision_alexnet_conv.npz"
 
 SMALL = {
     "stackwise_num_filters": [8, 16],
@@ -132,3 +139,53 @@ class TorchvisionWeightsTest(TestCase):
             f.write("not a zip")
         with pytest.raises(ValueError, match="bad.npz"):
             load_torchvision_weights(model, bad)
+
+    def test_torch_checkpoints_and_their_layouts(self):
+        # A real torch file (zip layout) in the LPIPS layout: the trunk of
+        # torchvision's ImageNet AlexNet, named features.0/3/6/8/10 here.
+        params = read_state_dict(LPIPS)
+        with np.load(CONV_NPZ) as ref:
+            self.assertEqual(sorted(params), sorted(ref.files))
+            for k in ref.files:
+                np.testing.assert_array_equal(params[k], ref[k])
+        # Plain and wrapped state dicts of a loaded checkpoint.
+        state = {"conv.weight": np.zeros((2, 1, 1, 1), "float32"), "epoch": 3}
+        self.assertEqual(list(state_dict_from_checkpoint(state)), ["conv.weight"])
+        for wrapper in ("state_dict", "model", "model_state_dict"):
+            wrapped = {wrapper: state, "optimizer": {"lr": 0.1}}
+            self.assertEqual(list(state_dict_from_checkpoint(wrapped)), ["conv.weight"])
+        with pytest.raises(ValueError, match=r"f\.pt: no state dict of arrays found.*\['a', 'b'\]"):
+            state_dict_from_checkpoint({"a": 1, "b": [2]}, "f.pt")
+
+    def test_skip_layers_keeps_them_and_still_checks_the_rest(self):
+        model = AlexNet(include_top=False, pooling="fc7", input_shape=(64, 64, 3))
+        fc = [np.array(w) for w in model.get_layer("classifier_1").weights]
+        convs_only = {k: v for k, v in _random_state_dict(model).items()
+                      if k.startswith("features.")}
+        with pytest.raises(ValueError, match="classifier_1"):
+            load_torchvision_weights(model, convs_only)
+        unused = load_torchvision_weights(
+            model, convs_only, skip_layers=("classifier_1", "classifier_4")
+        )
+        self.assertEqual(unused, [])
+        for b, w in zip(fc, model.get_layer("classifier_1").weights):
+            np.testing.assert_array_equal(b, np.asarray(w))
+        np.testing.assert_array_equal(
+            np.asarray(model.get_layer("features_3").kernel),
+            convs_only["features.3.weight"].transpose(2, 3, 1, 0),
+        )
+        with pytest.raises(ValueError, match="does not have: \\['fc8'\\]"):
+            load_torchvision_weights(model, convs_only, skip_layers=("fc8",))
+
+    def test_dtypes_are_cast_to_the_variables(self):
+        model = AlexNet(include_top=False, pooling="avg", input_shape=(64, 64, 3))
+        state = {k: v.astype("float16") for k, v in _random_state_dict(model).items()}
+        load_torchvision_weights(model, state)
+        kernel = model.get_layer("features_0").kernel
+        self.assertEqual(keras.backend.standardize_dtype(kernel.dtype), "float32")
+        np.testing.assert_array_equal(
+            np.asarray(kernel), state["features.0.weight"].astype("float32").transpose(2, 3, 1, 0)
+        )
+        state["features.0.bias"] = state["features.0.bias"].astype("int64")
+        with pytest.raises(ValueError, match="not floating point"):
+            load_torchvision_weights(model, state)

@@ -2,16 +2,62 @@
 
 Every file is written to a temporary name in the same directory and renamed
 into place, so an interrupted run never leaves a half-written file that looks
-complete.
+complete. Every file gets the same mode (0666 minus the umask: 0644 for the
+usual umask), never ``mkstemp``'s 0600.
+
+Results that belong together (a fold's ``result.json`` and ``model.keras``;
+the run's ``metrics.json`` and ``predictions.csv``) are written to a staging
+folder (``staged``) and published at once (``commit_results``): the names a
+reader opens are symbolic links through one ``.results`` link, which a single
+rename switches to the new set, so a reader finds all of them or none.
+
+``lock_directory`` keeps a second run out of a run directory.
 """
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
+import socket
 import tempfile
+import time
+import uuid
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover (Windows): no locking there.
+    fcntl = None
+
+
+def default_mode():
+    """The mode of every file of a run: 0666 minus the umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def set_default_mode(path):
+    """Gives ``path`` the mode of the other files (e.g. a file written by a
+    library through ``mkstemp``, 0600)."""
+    os.chmod(path, default_mode())
+
+
+def fsync_directory(directory):
+    """Makes the renames in ``directory`` durable (no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path, data):
@@ -20,9 +66,7 @@ def atomic_write_bytes(path, data):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from others
+        os.fchmod(fd, default_mode())  # mkstemp's 0600 would hide results from others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -32,10 +76,12 @@ def atomic_write_bytes(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fsync_directory(directory)
 
 
 def atomic_write_text(path, text):
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """UTF-8; a file name that is not UTF-8 is written as its bytes."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def save_weights_atomic(model, path):
@@ -44,10 +90,18 @@ def save_weights_atomic(model, path):
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
         raise ValueError(f"A weights file must end in .weights.h5. Received: path={path!r}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
     tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
     model.save_weights(tmp, overwrite=True)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, default_mode())
     os.replace(tmp, path)
+    fsync_directory(directory)
 
 
 def _jsonable(value):
@@ -93,7 +147,7 @@ def write_predictions(path, rows, class_names):
 
 def read_predictions(path):
     """Rows of a predictions CSV, probabilities as float lists."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         classes = [c[2:] for c in reader.fieldnames if c.startswith("p_")]
         rows = []
@@ -180,3 +234,167 @@ def read_csv_log(path):
             except (TypeError, ValueError):
                 pass
     return history
+
+
+# ---------------------------------------------------------------- results
+
+RESULTS_LINK = ".results"
+_STAGING = ".results-staging"
+
+
+def staging_dir(directory):
+    """The folder where the next result set of ``directory`` is prepared."""
+    path = os.path.join(os.fspath(directory), _STAGING)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def staged(directory, name):
+    """Where to write result file ``name`` of ``directory`` before
+    ``commit_results`` publishes it."""
+    return os.path.join(staging_dir(directory), name)
+
+
+def discard_staged(directory):
+    """Drops a staging folder left by an interrupted attempt."""
+    shutil.rmtree(os.path.join(os.fspath(directory), _STAGING), ignore_errors=True)
+
+
+def _replace_with_link(target, link):
+    if os.path.islink(link) and os.readlink(link) == target:
+        return
+    tmp = f"{link}.tmp-{uuid.uuid4().hex[:8]}"
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def commit_results(directory):
+    """Publishes every file staged in ``directory`` at once.
+
+    The staged folder becomes ``.results-<id>``; each file ``name`` is seen
+    through the link ``directory/name -> .results/name``; the single
+    rename of the ``.results`` link to the new folder switches them all
+    together (before it, the new names lead nowhere: a reader finds every
+    file of the set or none). The previous set is removed afterwards.
+    Where symbolic links are not available, the files are renamed into
+    place one by one (``result.json`` / ``metrics.json`` last).
+
+    Returns:
+        The names published.
+    """
+    directory = os.fspath(directory)
+    staging = os.path.join(directory, _STAGING)
+    names = sorted(os.listdir(staging)) if os.path.isdir(staging) else []
+    for name in names:
+        fd = os.open(os.path.join(staging, name), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fsync_directory(staging)
+    current = os.path.join(directory, RESULTS_LINK)
+    folder = f"{RESULTS_LINK}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    os.rename(staging, os.path.join(directory, folder))
+    try:
+        for name in names:
+            _replace_with_link(os.path.join(RESULTS_LINK, name), os.path.join(directory, name))
+        _replace_with_link(folder, current)
+    except (OSError, NotImplementedError):
+        if os.path.islink(current):
+            raise
+        # No symbolic links here: plain renames, the commit marker last.
+        last = [n for n in names if n in ("result.json", "metrics.json")]
+        for name in [n for n in names if n not in last] + last:
+            os.replace(os.path.join(directory, folder, name), os.path.join(directory, name))
+        shutil.rmtree(os.path.join(directory, folder), ignore_errors=True)
+        fsync_directory(directory)
+        return names
+    fsync_directory(directory)
+    for entry in os.listdir(directory):
+        path = os.path.join(directory, entry)
+        if entry.startswith(RESULTS_LINK + "-") and entry != folder and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif (
+            os.path.islink(path)
+            and os.readlink(path).startswith(RESULTS_LINK + os.sep)
+            and not os.path.exists(path)
+        ):
+            os.unlink(path)  # A name of the previous set that this one lacks.
+    return names
+
+
+# ------------------------------------------------------------------ lock
+
+
+class DirectoryLocked(RuntimeError):
+    """Another process holds the directory; the message names it."""
+
+
+def _holder(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.loads(f.read() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def lock_directory(directory, *, purpose="run"):
+    """Holds an exclusive lock on ``directory`` (``directory/.lock``).
+
+    The lock is the kernel's (``flock``): it ends with the process, even a
+    killed one, so a stale lock file never blocks. The file names the
+    holder (process id, host, start time, command line) for the message a
+    second process gets.
+
+    Raises:
+        DirectoryLocked: another process holds it; the message says which.
+    """
+    directory = os.fspath(directory)
+    path = os.path.join(directory, ".lock")
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, default_mode())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = _holder(path)
+            who = f"process {holder.get('pid', '?')}"
+            if holder.get("host"):
+                who += f" on {holder['host']}"
+            if holder.get("started"):
+                who += f", started {holder['started']}"
+            if holder.get("command"):
+                who += f": {holder['command']}"
+            raise DirectoryLocked(
+                f"{directory} is in use by another {purpose} ({who}). Wait for it to "
+                "finish, or choose another output directory."
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # Removed by the previous holder as we opened it: again.
+    try:
+        import sys
+
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(sys.argv)[:300],
+        }
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode("utf-8"))
+        yield
+    finally:
+        try:
+            os.unlink(path)  # While still holding it.
+        except OSError:
+            pass
+        os.close(fd)

@@ -3,7 +3,13 @@ import pytest
 
 import keras
 
-from speechmodel.training.callbacks import AtomicBackupAndRestore
+from speechmodel.training.callbacks import (
+    AtomicBackupAndRestore,
+    DiskFullError,
+    DiskSpaceGuard,
+    EpochSeed,
+    HistoryLog,
+)
 
 
 class Stop(Exception):
@@ -61,3 +67,74 @@ def test_a_kill_while_the_backup_is_written_leaves_the_previous_backup(tmp_path)
     resumed.fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(tmp_path / "atomic")), seen])
     assert epochs == [1, 2]
     assert not (tmp_path / "atomic").exists()  # removed once training ends
+
+
+def _exact_setup(tmp_path, seed=3):
+    """A model with dropout on a shuffled dataset whose epochs are numbered
+    (EpochCounter): everything random about a fit."""
+    import tensorflow as tf
+
+    from speechmodel.pipeline import EpochCounter, epoch_numbers, stateless_shuffle
+
+    keras.utils.clear_session(free_memory=False)
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8), keras.layers.Dropout(0.5), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(24, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    counter = EpochCounter()
+    base = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = epoch_numbers(counter).flat_map(
+        lambda n: stateless_shuffle(base, seed=seed, number=n, salt=0, block=24)
+    ).batch(5)
+    history = HistoryLog(tmp_path / "history.csv")
+    backup = AtomicBackupAndRestore(tmp_path / "backup", stateful={"history": history}, delete_on_end=False)
+    return model, ds, [EpochSeed(counter), history, backup]
+
+
+def test_a_killed_fit_resumes_exactly(tmp_path):
+    model, ds, callbacks = _exact_setup(tmp_path / "straight")
+    model.fit(ds, epochs=4, verbose=0, callbacks=callbacks)
+    expected = [np.asarray(w) for w in model.weights]
+    straight = (tmp_path / "straight" / "history.csv").read_text()
+
+    model, ds, callbacks = _exact_setup(tmp_path / "killed")
+    # Killed after epoch 1's row is written, before its backup.
+    with pytest.raises(Stop):
+        model.fit(ds, epochs=4, verbose=0, callbacks=callbacks[:2] + [_stop_after(1), callbacks[2]])
+    assert len((tmp_path / "killed" / "history.csv").read_text().splitlines()) == 3
+    np.random.seed(12345)  # a new process: other global random states
+    model, ds, callbacks = _exact_setup(tmp_path / "killed", seed=3)
+    epochs = []
+    seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
+    model.fit(ds, epochs=4, verbose=0, callbacks=callbacks + [seen])
+    assert epochs == [1, 2, 3]
+    for a, b in zip(expected, model.weights):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    assert (tmp_path / "killed" / "history.csv").read_text() == straight
+
+
+def test_history_rows_are_on_disk_as_soon_as_written_and_cut_back_on_resume(tmp_path):
+    log = HistoryLog(tmp_path / "history.csv")
+    log.on_epoch_end(0, {"loss": 0.5, "accuracy": 0.25})
+    log.on_epoch_end(1, {"loss": 0.4, "accuracy": 0.5})
+    assert (tmp_path / "history.csv").read_text() == "epoch,accuracy,loss\n0,0.25,0.5\n1,0.5,0.4\n"
+    resumed = HistoryLog(tmp_path / "history.csv")
+    resumed.set_state({"rows": 1})
+    assert (tmp_path / "history.csv").read_text() == "epoch,accuracy,loss\n0,0.25,0.5\n"
+    resumed.set_state(None)  # a fresh start: no rows of an uncommitted attempt
+    assert not (tmp_path / "history.csv").exists()
+
+
+def test_a_disk_without_room_for_an_epoch_stops_training_cleanly(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    model = _model()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: type(usage)(usage.total, usage.total, 10 * 2**20))
+    with pytest.raises(DiskFullError) as info:
+        model.fit(np.ones((8, 3), "float32"), np.zeros((8, 2), "float32"), epochs=2, verbose=0,
+                  callbacks=[DiskSpaceGuard(tmp_path)])
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path)
+    assert info.value.strerror == "10.0 MB free, saving an epoch needs at least 64.0 MB"

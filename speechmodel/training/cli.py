@@ -8,9 +8,20 @@ AUGMENTATIONS = ("noise", "speed", "pitch", "specaugment", "mixup")
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# The configs/ folder of a source checkout; installed (pip install .), the
+# same files are package data in speechmodel/configs.
+_CONFIG_DIRS = (
+    os.path.join(_REPO, "configs"),
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs"),
+)
+
+
 def default_config_path(dataset):
-    path = os.path.join(_REPO, "configs", f"{dataset}.json")
-    return path if os.path.exists(path) else None
+    for directory in _CONFIG_DIRS:
+        path = os.path.join(directory, f"{dataset}.json")
+        if os.path.exists(path):
+            return path
+    return None
 
 
 def _given(flags, name):
@@ -65,11 +76,38 @@ def config_from_flags(flags):
             config["model"].pop("weights")
     if _given(flags, "backbone"):
         config["model"]["backbone"] = flags.backbone
+        _front_end_recipe(config, mode_given=_given(flags, "mode"))
+    if _given(flags, "fine_tune_blocks"):
+        config["model"]["fine_tune_blocks"] = flags.fine_tune_blocks
     if _given(flags, "weights"):
         config["model"]["weights"] = None if flags.weights.lower() == "none" else flags.weights
     if _given(flags, "augment"):
         config["training"]["augment"] = parse_augment(flags.augment, config["training"]["augment"])
     return resolve(config)
+
+
+def _front_end_recipe(config, *, mode_given):
+    """``--backbone whisper_base`` over a config written for a CNN: the
+    front end's recipe (frozen encoder, cached embeddings, no log-mel
+    augmentation) unless ``--mode`` says otherwise."""
+    from absl import logging
+
+    from speechmodel.models.frontends import is_front_end
+
+    model, training = config["model"], config["training"]
+    if not is_front_end(model["backbone"]) or mode_given or training["mode"] != "two_stage":
+        return
+    training["mode"] = "frozen"
+    training["augment"] = {}
+    if model.get("weights") == "imagenet":
+        model["weights"] = None
+    for key in ("input_size", "preprocessing", "segment_shape", "trainable_backbone"):
+        model.pop(key, None)
+    logging.info(
+        "--backbone %s: training the head on its frozen embeddings (training.mode=frozen, "
+        "no augmentation); pass --mode end_to_end --fine_tune_blocks N to fine-tune it.",
+        model["backbone"],
+    )
 
 
 def parse_augment(value, configured):

@@ -24,13 +24,26 @@ checkpoint choice look only at the validation speakers, who are training
 speakers of the protocol (``datasets.protocols``).
 
 Resume: a fold whose ``result.json`` exists is not run again; a fold that was
-interrupted continues from its last epoch (``BackupAndRestore``). Running
-the same command again after a kill does exactly that.
+interrupted continues from its last committed epoch, exactly: the backup
+(``callbacks.AtomicBackupAndRestore``) restores the weights, the optimizer,
+every random state and the callbacks' state, and each epoch's data is a
+function of (seed, epoch), so a killed and resumed run gives the same numbers
+as an uninterrupted one. Running the same command again after a kill does
+exactly that.
+
+One run at a time per directory: the run holds a lock on it
+(``artifacts.lock_directory``); a second run into the same directory says
+which process holds it and stops. A fold's result files, and the run's,
+appear together or not at all (``artifacts.commit_results``). A full disk
+stops the run with one line (every committed epoch and every row of
+``history.csv`` kept); the same command resumes once there is space.
 """
 
 import contextlib
+import errno
 import logging as std_logging
 import os
+import shutil
 import time
 
 from absl import logging
@@ -58,12 +71,26 @@ class RunError(RuntimeError):
 
 def load_manifests(config):
     """The (train) manifest, an optional cross-corpus test manifest, and
-    the class names."""
-    import datasets
+    the class names.
+
+    Several corpora (``dataset.corpora``, or ``--dataset ravdess,nemo
+    --data_dir A,B``) are loaded one by one and joined with
+    ``Manifest.concat``: speakers become ``<corpus>/<speaker>``. Classes:
+    with the ``loco`` protocol, the emotions that every corpus has; with any
+    other protocol, the union of the corpora's emotions. ``dataset.emotions``
+    (``--emotions``) restricts either; a corpus left without utterances is an
+    error.
+    """
+    from speechmodel import datasets
+    from speechmodel.training.config import corpus_specs
 
     section = config["dataset"]
 
     def load(name, data_dir, options):
+        try:
+            name = datasets.corpus_name(name)
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
         if not data_dir:
             raise RunError(
                 f"No data directory for corpus {name!r}: pass --data-dir (or set "
@@ -76,7 +103,28 @@ def load_manifests(config):
         except datasets.CorpusError as exc:
             raise RunError(f"{exc}\n{_download_hint(name, data_dir)}") from None
 
-    manifest = load(section["name"], section["data_dir"], section.get("options") or {})
+    try:
+        specs = corpus_specs(section)
+    except ConfigError as exc:
+        raise RunError(str(exc)) from None
+    manifests = [load(s["name"], s["data_dir"], s["options"]) for s in specs]
+    if len(manifests) == 1:
+        manifest = manifests[0]
+    else:
+        source = {}
+        for spec, part in zip(specs, manifests):
+            for corpus in part.corpora():
+                if corpus in source:
+                    raise RunError(
+                        f"Corpus {corpus!r} is in both {source[corpus]} and {spec['data_dir']}: "
+                        "its speakers would count twice and could be in training and test."
+                    )
+                source[corpus] = spec["data_dir"]
+        try:
+            manifest = datasets.Manifest.concat(manifests, name="+".join(m.name for m in manifests))
+        except ValueError as exc:
+            raise RunError(str(exc)) from None
+    corpora = manifest.corpora()
     test_manifest = None
     if section.get("test_name"):
         test_manifest = load(section["test_name"], section["test_data_dir"], {})
@@ -87,6 +135,33 @@ def load_manifests(config):
         manifest = manifest.select(emotions=emotions)
         if test_manifest is not None:
             test_manifest = test_manifest.select(emotions=emotions)
+    if config["protocol"]["name"] == "loco":
+        if len(corpora) < 2:
+            raise RunError(
+                "The 'loco' protocol (leave one corpus out) needs several corpora, e.g. "
+                "--dataset ravdess,nemo --data_dir DIR1,DIR2. Received: "
+                f"{', '.join(corpora)}."
+            )
+        by_corpus = {c: set() for c in corpora}
+        for u in manifest:
+            by_corpus[u.corpus].add(u.emotion)
+        shared = set.intersection(*by_corpus.values())
+        if not shared:
+            raise RunError(
+                "The corpora share no emotion, so 'loco' has nothing to test. Received: "
+                + "; ".join(f"{c}: {sorted(e)}" for c, e in by_corpus.items())
+            )
+        dropped = sorted(set().union(*by_corpus.values()) - shared)
+        if dropped:
+            logging.info("loco: keeping the emotions every corpus has; left out: %s", dropped)
+        manifest = manifest.select(emotions=sorted(shared))
+    if len(corpora) > 1:
+        empty = sorted(set(corpora) - set(manifest.corpora()))
+        if empty:
+            raise RunError(
+                f"No utterances left in {', '.join(empty)} after selecting emotions "
+                f"{emotions or 'shared by every corpus'}; every corpus listed must take part."
+            )
     if test_manifest is not None:
         common = datasets.common_emotions(manifest, test_manifest)
         manifest = manifest.select(emotions=common)
@@ -99,8 +174,9 @@ def load_manifests(config):
 
 def _download_hint(name, data_dir=None):
     try:
-        from datasets import download
+        from speechmodel import datasets_module
 
+        download = datasets_module("download")
         if name in download.corpora():
             return download.hint(name, to=data_dir)
     except Exception:  # The hint is a courtesy; never mask the real error.
@@ -109,7 +185,7 @@ def _download_hint(name, data_dir=None):
 
 
 def make_protocol_folds(config, manifest, test_manifest):
-    import datasets
+    from speechmodel import datasets
 
     section = dict(config["protocol"])
     if section.get("folds"):
@@ -122,7 +198,7 @@ def make_protocol_folds(config, manifest, test_manifest):
     }
     # Options of one protocol only: a config written for k-fold can be run
     # with --protocol all or holdout without editing it.
-    if name == "kfold":
+    if name in ("kfold", "multi"):
         kwargs.update(k=section.get("k"), grouping=section.get("grouping"))
     if name == "holdout":
         kwargs["holdout_speakers"] = section.get("holdout_speakers")
@@ -152,11 +228,34 @@ def run_experiment(config, *, resume=True, log_to_stdout=True):
     config = resolve(config)
     run_dir = config["output_dir"] or default_output_dir(config)
     config["output_dir"] = run_dir
-    os.makedirs(run_dir, exist_ok=True)
-    _check_run_dir(run_dir, config, resume)
-    artifacts.write_json(os.path.join(run_dir, "config.json"), config)
-    with _log_file(os.path.join(run_dir, "train.log")):
-        return _run(config, run_dir, log_to_stdout)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        with artifacts.lock_directory(run_dir, purpose="train.py run"):
+            _check_run_dir(run_dir, config, resume)
+            artifacts.write_json(os.path.join(run_dir, "config.json"), config)
+            with _log_file(os.path.join(run_dir, "train.log")):
+                return _run(config, run_dir, log_to_stdout)
+    except artifacts.DirectoryLocked as exc:
+        raise RunError(str(exc)) from None
+    except OSError as exc:
+        if not _disk_full(exc):
+            raise
+        raise RunError(
+            f"No space left on device while writing {exc.filename or run_dir}"
+            f"{_detail(exc)}. Every finished epoch and fold is kept in {run_dir}: "
+            "free some space and run the same command again to resume."
+        ) from None
+
+
+def _disk_full(exc):
+    return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)) or (
+        "No space left on device" in str(exc)
+    )
+
+
+def _detail(exc):
+    text = " ".join(str(exc.strerror or "").split())
+    return f" ({text})" if text and "No space left" not in text else ""
 
 
 def _check_run_dir(run_dir, config, resume):
@@ -164,6 +263,12 @@ def _check_run_dir(run_dir, config, resume):
     if not os.path.exists(path):
         return
     previous = artifacts.read_json(path)
+    try:  # a run written before a new config key existed: that key's default
+        from speechmodel.training.config import DEFAULTS, merge
+
+        previous = merge(DEFAULTS, {k: v for k, v in previous.items() if k in DEFAULTS})
+    except ValueError:
+        pass
     if digest(previous) != digest(config):
         raise RunError(
             f"{run_dir} holds a different experiment (its config.json differs from this "
@@ -176,9 +281,17 @@ def _check_run_dir(run_dir, config, resume):
         )
 
 
+class _QuietFileHandler(std_logging.FileHandler):
+    """A log file whose write errors (a full disk) print no traceback: the
+    run reports the full disk itself, in one line."""
+
+    def handleError(self, record):
+        pass
+
+
 @contextlib.contextmanager
 def _log_file(path):
-    handler = std_logging.FileHandler(path, encoding="utf-8")
+    handler = _QuietFileHandler(path, encoding="utf-8")
     handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = std_logging.getLogger()
     root.addHandler(handler)
@@ -202,12 +315,15 @@ def _run(config, run_dir, to_stdout):
     manifest, test_manifest, class_names = load_manifests(config)
     _say(manifest.summary(), to_stdout)
     manifest.to_csv(os.path.join(run_dir, "manifest.csv"))
+    artifacts.set_default_mode(os.path.join(run_dir, "manifest.csv"))  # not mkstemp's 0600
     if test_manifest is not None:
         test_manifest.to_csv(os.path.join(run_dir, "test_manifest.csv"))
+        artifacts.set_default_mode(os.path.join(run_dir, "test_manifest.csv"))
     folds = make_protocol_folds(config, manifest, test_manifest)
-    import datasets
+    from speechmodel import datasets
 
     datasets.write_folds(folds, manifest, os.path.join(run_dir, "folds.json"))
+    artifacts.set_default_mode(os.path.join(run_dir, "folds.json"))
     for fold in folds:
         if not fold.speaker_independent:
             logging.warning(
@@ -224,10 +340,14 @@ def _run(config, run_dir, to_stdout):
             state = "done earlier"
         else:
             os.makedirs(fold_dir, exist_ok=True)
+            artifacts.discard_staged(fold_dir)  # Of an interrupted attempt.
             test_source = test_manifest if test_manifest is not None else manifest
             runner = _run_classical_fold if is_classical else _run_deep_fold
             result = runner(config, manifest, test_source, fold, number, class_names, fold_dir)
-            artifacts.write_json(done, result)
+            # The fold's files (result.json, model, curves) appear together.
+            artifacts.write_json(artifacts.staged(fold_dir, "result.json"), result)
+            artifacts.commit_results(fold_dir)
+            shutil.rmtree(os.path.join(fold_dir, "backup"), ignore_errors=True)
             state = f"{result['seconds']:.0f} s"
         results.append(result)
         _say(_fold_line(number, len(folds), fold, result, results, state), to_stdout)
@@ -256,6 +376,7 @@ def _fold_line(number, total, fold, result, results, state):
 
 
 def _summarise(config, folds, results, class_names, run_dir, seconds):
+    artifacts.discard_staged(run_dir)  # Of an interrupted attempt.
     rows = [row for r in results for row in r.get("predictions", [])]
     per_fold = [
         {
@@ -308,9 +429,9 @@ def _summarise(config, folds, results, class_names, run_dir, seconds):
             fold_wa_mean=float(np.mean(fold_was)),
             fold_wa_std=float(np.std(fold_was)),
         )
-        artifacts.write_predictions(os.path.join(run_dir, "predictions.csv"), rows, class_names)
+        artifacts.write_predictions(artifacts.staged(run_dir, "predictions.csv"), rows, class_names)
         artifacts.plot_confusion(
-            os.path.join(run_dir, "confusion.png"), pooled["confusion"], class_names,
+            artifacts.staged(run_dir, "confusion.png"), pooled["confusion"], class_names,
             title=f"{config['dataset']['name']} {config['model']['name']}: "
             f"UAR {100 * pooled['uar']:.1f} %, WA {100 * pooled['wa']:.1f} %",
         )
@@ -319,8 +440,10 @@ def _summarise(config, folds, results, class_names, run_dir, seconds):
             source = os.path.join(run_dir, "folds", folds[0].name, name)
             if os.path.exists(source):
                 with open(source, "rb") as f:
-                    artifacts.atomic_write_bytes(os.path.join(run_dir, name), f.read())
-    artifacts.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+                    artifacts.atomic_write_bytes(artifacts.staged(run_dir, name), f.read())
+    artifacts.write_json(artifacts.staged(run_dir, "metrics.json"), metrics)
+    # metrics.json, predictions.csv, confusion.png (and the model) together.
+    artifacts.commit_results(run_dir)
     return metrics
 
 
@@ -336,8 +459,9 @@ def _is_classical(name):
 
 
 def _fold_data(manifest, test_manifest, fold, class_names, config):
-    from datasets import balance
+    from speechmodel import datasets_module
 
+    balance = datasets_module("balance")
     labels = manifest.label_indices(class_names)
     train = np.asarray(fold.train, dtype=np.int64)
     if config["training"]["balance"] == "oversample":
@@ -404,8 +528,9 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
     from speechmodel.config import FeatureConfig
     from speechmodel.models.recognizer import EmotionRecognizer
     from speechmodel.models.registry import build_model
-    from speechmodel.pipeline import FailureLog, make_dataset
+    from speechmodel.pipeline import EpochCounter, FailureLog, make_dataset
     from speechmodel.training.callbacks import EpochTimer, best_epoch_figures, fit_callbacks
+    from speechmodel.training.optimizers import make_loss, make_optimizer
 
     start = time.time()
     training = config["training"]
@@ -418,7 +543,9 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
     )
     features = FeatureConfig.from_dict(config["features"])
     data = _fold_data(manifest, test_manifest, fold, class_names, config)
-    failures = FailureLog()
+    # Kept with the backup: a resumed fold reports the files an earlier
+    # attempt could not read, though it need not read them again.
+    failures = FailureLog(os.path.join(fold_dir, "backup", "failures.json"))
     waveform_augment = features_augment = mixup = None
     if training.get("augment"):
         from speechmodel import augment as aug
@@ -430,15 +557,21 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
         features_augment = aug.build_features_augment(training["augment"], feature_config=features)
         mixup = settings.mixup
     common = {"config": features, "batch_size": batch_size, "failures": failures}
+    if _takes_waveforms(config):
+        common["outputs"] = "waveforms"
     model_config = dict(config["model"])
     name = model_config.pop("name")
     with strategy.scope():
-        model = build_model(name, num_classes=len(class_names), **model_config)
+        try:
+            model = build_model(
+                name, num_classes=len(class_names), feature_config=features.to_dict(),
+                **model_config,
+            )
+        except ValueError as exc:  # unknown argument, weights unavailable offline, ...
+            raise RunError(f"Cannot build model {name!r}: {exc}") from None
         model.compile(
-            optimizer=_optimizer(training, learning_rate),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=training["label_smoothing"])
-            if mixup is not None
-            else keras.losses.SparseCategoricalCrossentropy(),
+            optimizer=make_optimizer(training, learning_rate),
+            loss=make_loss(training, one_hot=mixup is not None),
             metrics=["accuracy"] if mixup is None else ["categorical_accuracy"],
         )
     extra = {"epochs": training["epochs"], "mode": training["mode"]}
@@ -454,16 +587,22 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
         )
     else:
         cache = training.get("cache") or None
+        # Each epoch's order and augmentation: a function of (seed, epoch).
+        epoch = EpochCounter()
         train_ds = make_dataset(
             *data["train"], training=True, seed=seed, cache=cache,
-            waveform_augment=waveform_augment, features_augment=features_augment, **common,
+            waveform_augment=waveform_augment, features_augment=features_augment,
+            epoch=epoch, **common,
         )
         if mixup is not None:
             train_ds = aug.apply_mixup(
-                train_ds, alpha=mixup.alpha, num_classes=len(class_names), seed=seed, p=mixup.p
+                train_ds, alpha=mixup.alpha, num_classes=len(class_names), seed=seed, p=mixup.p,
+                epoch=epoch,
             )
         val_ds = make_dataset(*data["val"], cache=cache, **common) if len(fold.val) else None
-        callbacks, monitor = fit_callbacks(fold_dir, val_ds, class_names=class_names, training=training)
+        callbacks, monitor = fit_callbacks(
+            fold_dir, val_ds, class_names=class_names, training=training, epoch=epoch
+        )
         timer = EpochTimer()
         fit_start = time.time()
         model.fit(
@@ -475,9 +614,11 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
         extra.update(best_epoch_figures(monitor, training))
     history = artifacts.read_csv_log(os.path.join(fold_dir, "history.csv"))
     if history:
-        artifacts.plot_curves(os.path.join(fold_dir, "curves.png"), history, title=f"fold {fold.name}")
+        artifacts.plot_curves(artifacts.staged(fold_dir, "curves.png"), history, title=f"fold {fold.name}")
     probabilities, kept = np.zeros((0, len(class_names))), []
-    if len(fold.test):
+    if "test_predictions" in extra:  # classified from the cached embeddings
+        probabilities, kept = extra.pop("test_predictions")
+    elif len(fold.test):
         test_ds = make_dataset(*data["test"], with_index=True, **common)
         chunks = []
         for x, _, index in test_ds:
@@ -487,24 +628,17 @@ def _run_deep_fold(config, manifest, test_manifest, fold, number, class_names, f
             kept.extend(np.asarray(index).tolist())
         probabilities = np.concatenate(chunks) if chunks else probabilities
     recognizer = EmotionRecognizer(model, feature_config=features.to_dict(), class_names=class_names)
-    _save_keras(recognizer, os.path.join(fold_dir, "model.keras"))
+    _save_keras(recognizer, artifacts.staged(fold_dir, "model.keras"))
     extra["failed_files"] = [list(f) for f in failures.failures]
     extra["seconds"] = time.time() - start
     precision.set_precision("float32")
     return _fold_result(fold, data, class_names, probabilities, kept, extra)
 
 
-def _optimizer(training, learning_rate):
-    import keras
+def _takes_waveforms(config):
+    from speechmodel.models.frontends import is_front_end
 
-    name = training["optimizer"].lower()
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=training["weight_decay"] or 1e-4)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
-    raise ConfigError(f"training.optimizer must be adam, adamw or sgd. Received: optimizer={name!r}")
+    return config["model"]["name"] == "speechmodel" and is_front_end(config["model"].get("backbone"))
 
 
 def _save_keras(model, path):
@@ -552,7 +686,7 @@ def _run_classical_fold(config, manifest, test_manifest, fold, number, class_nam
         params=settings.get("params"), feature_config=feature_config,
         n_jobs=int(settings.get("n_jobs", 2)),
     )
-    persistence.save_model(outcome["model"], os.path.join(fold_dir, "model.skz"))
+    persistence.save_model(outcome["model"], artifacts.staged(fold_dir, "model.skz"))
     test_positions = [i for i in fold.test if i + offset in position]
     extra = {
         "chosen_params": outcome["chosen_params"],

@@ -5,117 +5,42 @@
    ``SpeechModel.segment_encoder.segment_classifier``. Skipped in the
    ``"frozen"`` mode (frozen-backbone feature extraction).
 2. Extract every utterance's segment embeddings once and cache them on disk
-   (``EmbeddingCache``), keyed by everything that determines them: each
-   audio file (path, size, mtime), the feature config, the model config and
-   a hash of the CNN's weights. A changed setting never reuses stale
-   embeddings.
+   (``speechmodel.training.embeddings``), per file, keyed by everything that
+   determines them: the audio file (path, size, mtime), the feature config,
+   the model config and a hash of the encoder's weights. A changed setting
+   never reuses stale embeddings.
 3. Train the BLSTM + attention + DNN head (``SpeechModel.sequence_head``) on
    the cached sequences; validation (training speakers only) picks the
    epoch.
+
+The ``"frozen"`` mode of a model on a pretrained speech front end
+(``AudioSpeechModel``, e.g. Whisper) is steps 2 and 3: its per-block
+segment embeddings are computed once per file, whatever the fold, and the
+test utterances are classified from the cache too.
 """
 
-import hashlib
-import json
 import os
-import time
 
 import numpy as np
 
 from speechmodel.training import artifacts
+from speechmodel.training.embeddings import EmbeddingCache
+from speechmodel.training.embeddings import cached_embeddings
+from speechmodel.training.embeddings import default_cache_dir
+from speechmodel.training.optimizers import make_loss
+from speechmodel.training.optimizers import make_optimizer
 
 
-class EmbeddingCache:
-    """Segment embeddings of utterances, one ``.npz`` per key in a folder."""
+def sequence_dataset(table, paths, labels, *, batch_size, shuffle, seed, epoch=None):
+    """Padded batches ``({"embeddings", "mask"}, labels)`` from the cache.
 
-    def __init__(self, directory):
-        self.directory = directory
-        os.makedirs(directory, exist_ok=True)
-
-    @staticmethod
-    def key(paths, *, feature_config, model_config, weights_digest):
-        h = hashlib.sha256()
-        h.update(json.dumps(feature_config, sort_keys=True).encode())
-        h.update(json.dumps(model_config, sort_keys=True, default=str).encode())
-        h.update(weights_digest.encode())
-        for p in paths:
-            st = os.stat(p)
-            h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()[:24]
-
-    def path(self, key):
-        return os.path.join(self.directory, f"embeddings-{key}.npz")
-
-    def load(self, key):
-        path = self.path(key)
-        if not os.path.exists(path):
-            return None
-        with np.load(path) as data:
-            return {k: data[k] for k in data.files}
-
-    def save(self, key, **arrays):
-        import io
-
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        artifacts.atomic_write_bytes(self.path(key), buffer.getvalue())
-
-
-def weights_digest(model):
-    h = hashlib.sha256()
-    for w in model.weights:
-        h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
-    return h.hexdigest()[:16]
-
-
-def extract_embeddings(encoder, paths, *, features, batch_size, failures):
-    """Embeddings of every utterance: (flat (sum N, D), lengths, kept index)."""
-    from speechmodel.pipeline import make_dataset
-
-    flat, lengths, kept = [], [], []
-    for x, index in make_dataset(paths, config=features, batch_size=batch_size, with_index=True, failures=failures):
-        out = np.asarray(encoder(x, training=False), dtype=np.float32)
-        mask = np.asarray(x["mask"])
-        for b in range(out.shape[0]):
-            n = int(mask[b].sum())
-            flat.append(out[b, :n])
-            lengths.append(n)
-        kept.extend(np.asarray(index).tolist())
-    dim = encoder.output_shape[-1]
-    flat = np.concatenate(flat) if flat else np.zeros((0, dim), np.float32)
-    return flat, np.asarray(lengths, np.int64), np.asarray(kept, np.int64)
-
-
-def cached_embeddings(cache, encoder, paths, *, features, model_config, batch_size, failures):
-    """``extract_embeddings`` through the cache; returns (arrays, seconds, hit)."""
-    unique = sorted(set(paths))
-    key = EmbeddingCache.key(
-        unique, feature_config=features.to_dict(), model_config=model_config,
-        weights_digest=weights_digest(encoder),
-    )
-    start = time.time()
-    data = cache.load(key)
-    hit = data is not None
-    if not hit:
-        flat, lengths, kept = extract_embeddings(
-            encoder, unique, features=features, batch_size=batch_size, failures=failures
-        )
-        data = {"flat": flat, "lengths": lengths, "kept": kept, "paths": np.asarray(unique)}
-        cache.save(key, **data)
-    return _by_path(data), time.time() - start, hit
-
-
-def _by_path(data):
-    offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
-    paths = data["paths"]
-    return {
-        str(paths[k]): data["flat"][offsets[i] : offsets[i + 1]]
-        for i, k in enumerate(data["kept"])
-    }
-
-
-def sequence_dataset(table, paths, labels, *, batch_size, shuffle, seed):
-    """Padded batches ``({"embeddings", "mask"}, labels)`` from the cache."""
+    The shuffle order of a pass is a pure function of ``(seed, epoch)``
+    (``epoch``: the ``speechmodel.pipeline.EpochCounter`` of the fit;
+    without it the passes are numbered as they start).
+    """
     import tensorflow as tf
+
+    from speechmodel.pipeline import epoch_numbers, stateless_shuffle
 
     rows = [(table[p], int(y)) for p, y in zip(paths, labels) if p in table]
     lengths = np.array([len(r[0]) for r in rows], np.int64)
@@ -123,7 +48,10 @@ def sequence_dataset(table, paths, labels, *, batch_size, shuffle, seed):
     ragged = tf.RaggedTensor.from_row_lengths(flat, lengths)
     ds = tf.data.Dataset.from_tensor_slices((ragged, np.array([r[1] for r in rows], np.int32)))
     if shuffle:
-        ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+        ordered = ds
+        ds = epoch_numbers(epoch).flat_map(
+            lambda number: stateless_shuffle(ordered, seed=seed, number=number, salt=4, block=len(rows))
+        )
     ds = ds.map(lambda e, y: (e, tf.shape(e)[0], y))
     ds = ds.padded_batch(batch_size)
     ds = ds.map(
@@ -134,19 +62,30 @@ def sequence_dataset(table, paths, labels, *, batch_size, shuffle, seed):
     return finish(ds)
 
 
-def segment_dataset(utterances, *, batch_size, seed):
-    """Utterance batches -> shuffled batches of single labelled segments."""
+def segment_dataset(utterances, *, batch_size, seed, epoch=None):
+    """Utterance batches -> shuffled batches of single labelled segments.
+
+    The shuffle of a pass is a pure function of ``(seed, epoch)`` (give the
+    ``EpochCounter`` that ``utterances`` was made with).
+    """
     import tensorflow as tf
+
+    from speechmodel.pipeline import epoch_numbers, stateless_shuffle
 
     def flatten(x, y):
         mask = x["mask"]
         labels = tf.broadcast_to(y[:, tf.newaxis], tf.shape(mask))
         return tf.boolean_mask(x["segments"], mask), tf.boolean_mask(labels, mask)
 
-    ds = utterances.map(flatten).unbatch()
+    segments = utterances.map(flatten).unbatch()
+    # Blocks of 4096 segments, each in a random order (the shuffle buffer
+    # of 4096 it replaces); the utterances come shuffled already.
+    ds = epoch_numbers(epoch).flat_map(
+        lambda number: stateless_shuffle(segments, seed=seed, number=number, salt=3, block=4096)
+    )
     from speechmodel.pipeline import finish
 
-    return finish(ds.shuffle(4096, seed=seed).batch(batch_size))
+    return finish(ds.batch(batch_size))
 
 
 def segment_schedule(training, learning_rate):
@@ -180,9 +119,11 @@ def train(
     import keras
 
     from speechmodel.config import FeatureConfig
-    from speechmodel.pipeline import make_dataset
+    from speechmodel.pipeline import EpochCounter, make_dataset
     from speechmodel.training.callbacks import (
         AtomicBackupAndRestore,
+        DiskSpaceGuard,
+        EpochSeed,
         EpochTimer,
         best_epoch_figures,
         fit_callbacks,
@@ -196,28 +137,41 @@ def train(
     stage1 = os.path.join(fold_dir, "stage1.weights.h5")
     if training["mode"] == "two_stage" and training["segment_epochs"] > 0:
         with strategy.scope():
-            classifier = model.segment_encoder.segment_classifier(len(class_names), dropout=0.3)
+            classifier = model.segment_encoder.segment_classifier(
+                len(class_names), dropout=training["segment_dropout"]
+            )
             classifier.compile(
-                optimizer=keras.optimizers.Adam(learning_rate),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                optimizer=make_optimizer(training, learning_rate),
+                loss=make_loss(training, from_logits=True),
                 metrics=["accuracy"],
             )
         if os.path.exists(stage1):
             classifier.load_weights(stage1)
             out["stage1_seconds_per_epoch"] = None
         else:
+            # Each epoch's data is a function of (seed, epoch), and the backup
+            # (last callback) holds every other state: a resumed stage 1
+            # continues exactly.
+            stage1_epoch = EpochCounter()
             utterances = make_dataset(
                 *data["train"], config=features, batch_size=batch_size, training=True,
                 seed=seed, cache=training.get("cache") or None, failures=failures,
                 waveform_augment=waveform_augment, features_augment=features_augment,
+                epoch=stage1_epoch,
             )
-            segments = segment_dataset(utterances, batch_size=training["segment_batch_size"], seed=seed)
+            segments = segment_dataset(
+                utterances, batch_size=training["segment_batch_size"], seed=seed, epoch=stage1_epoch
+            )
             stage1_timer = EpochTimer()
             classifier.fit(
                 segments, epochs=training["segment_epochs"], verbose=2,
                 callbacks=[
-                    AtomicBackupAndRestore(os.path.join(fold_dir, "backup", "stage1")),
+                    EpochSeed(stage1_epoch),
+                    DiskSpaceGuard(fold_dir),
                     *segment_schedule(training, learning_rate),
+                    AtomicBackupAndRestore(
+                        os.path.join(fold_dir, "backup", "stage1"), delete_on_end=False
+                    ),
                     stage1_timer,
                 ],
             )
@@ -226,20 +180,16 @@ def train(
             out["stage1_seconds_per_epoch"] = stage1_timer.median()
             artifacts.save_weights_atomic(classifier, stage1)
 
-    # Stage 2: embeddings, once, cached.
-    cache_dir = training.get("embedding_cache") or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(fold_dir))), ".cache", "embeddings"
-    )
-    cache = EmbeddingCache(cache_dir)
-    model_config = dict(config["model"])
+    # Stage 2: embeddings, once per file, cached.
+    cache = EmbeddingCache(default_cache_dir(training.get("embedding_cache")))
     tables, extract_seconds = {}, 0.0
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         paths = data[split][0]
-        if not paths:
+        if not paths or (split == "test" and not frozen_front_end(model, training)):
             continue
         tables[split], seconds, hit = cached_embeddings(
-            cache, model.segment_encoder, paths, features=features, model_config=model_config,
-            batch_size=batch_size, failures=failures,
+            cache, model.segment_encoder, paths, features=features, batch_size=batch_size,
+            failures=failures,
         )
         extract_seconds += seconds
         out[f"{split}_embeddings_cached"] = hit
@@ -247,19 +197,45 @@ def train(
 
     # Stage 3: the head on cached sequences.
     head = model.sequence_head
-    train_ds = sequence_dataset(tables["train"], *data["train"], batch_size=batch_size, shuffle=True, seed=seed)
+    head_epoch = EpochCounter()
+    train_ds = sequence_dataset(
+        tables["train"], *data["train"], batch_size=batch_size, shuffle=True, seed=seed, epoch=head_epoch
+    )
     val_ds = None
     if "val" in tables:
         val_ds = sequence_dataset(tables["val"], *data["val"], batch_size=batch_size, shuffle=False, seed=seed)
-    callbacks, monitor = fit_callbacks(fold_dir, val_ds, class_names=class_names, training=training)
+    callbacks, monitor = fit_callbacks(
+        fold_dir, val_ds, class_names=class_names, training=training, epoch=head_epoch
+    )
     with strategy.scope():
         head.compile(
-            optimizer=keras.optimizers.Adam(learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
+            optimizer=make_optimizer(training, learning_rate),
+            loss=make_loss(training),
             metrics=["accuracy"],
         )
     timer = EpochTimer()
     head.fit(train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer], class_weight=data["class_weight"], verbose=2)
     out["head_seconds_per_epoch"] = timer.median()
     out.update(best_epoch_figures(monitor, training))
+    if "test" in tables:
+        out["test_predictions"] = head_predictions(head, tables["test"], data["test"][0], batch_size)
     return out
+
+
+def frozen_front_end(model, training):
+    """A model on a pretrained front end, trained on cached embeddings."""
+    return training["mode"] == "frozen" and hasattr(model, "embedder")
+
+
+def head_predictions(head, table, paths, batch_size):
+    """``(probabilities (n, C), kept positions in paths)`` of the head on
+    cached embeddings; files missing from ``table`` (failed) are left out."""
+    kept = [i for i, p in enumerate(paths) if p in table]
+    if not kept:
+        return np.zeros((0, head.output_shape[-1])), []
+    ds = sequence_dataset(
+        table, [paths[i] for i in kept], np.zeros(len(kept), np.int32),
+        batch_size=batch_size, shuffle=False, seed=0,
+    )
+    chunks = [np.asarray(head(x, training=False), np.float64) for x, _ in ds]
+    return np.concatenate(chunks), kept

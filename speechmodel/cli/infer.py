@@ -1,0 +1,165 @@
+"""Recognise the emotion of speech recordings.
+
+    python infer.py recording.wav other.flac
+    python infer.py recordings/ --format json --output emotions.json
+    python infer.py "calls/**/*.wav" --list more_files.txt --top_k 3
+    python infer.py meeting.wav --window 4 --hop 2 --timeline --plot plots/
+    python infer.py clip.wav --model runs/my-run/model.keras --attention
+    python infer.py interview.flac --segment vad --format json   # utterances
+    ffmpeg -i talk.mp3 -f wav - | python infer.py - --format jsonl
+    arecord -f S16_LE -r 16000 -t raw | python infer.py - --raw --rate 16000
+    python infer.py --mic --segment vad                        # live, Ctrl-C stops
+
+Inputs are files, directories (searched recursively for .wav .flac .ogg
+.aiff .aif .mp3), glob patterns (quoted or not) and --list files (one path
+per line; blank and # lines skipped; relative paths are relative to the
+list file). Any sample rate, bit depth or channel count is accepted.
+
+Without --model, the shipped model "default" (speechmodel/presets/default.keras:
+SpeechModel on frozen Whisper-base embeddings, RAVDESS + nEMO) is used;
+"--model fast" is the small CNN model. See their model cards
+(speechmodel/presets/default.md, fast.md) for what
+it was trained on and how well it does. --model takes a model.keras written
+by train.py (or a classical model.skz).
+
+Files up to --max_utterance seconds are analysed whole. Longer recordings
+are streamed (bounded memory, whatever the length) and analysed in windows
+of --window seconds every --hop seconds: the output gets an emotion
+timeline, and the overall emotion is the mean of the window probabilities
+weighted by each window's seconds of voiced speech (periodicity, not
+loudness, so quiet voices count as much as loud ones; silence and noise
+barely count).
+
+Output: a table (default), --format json (one object per file with every
+class probability, the timeline of long files and, with --attention, the
+attention weight of each segment) or --format csv; to stdout or --output
+FILE (written atomically).
+
+A file that cannot be analysed (missing, unreadable, empty, corrupt, not
+audio, too short) gets one line on stderr naming it and the reason; the
+other files are still analysed and reported. --output refuses to replace
+one of the inputs or any existing audio file, and is checked to be
+writable before the work starts; --plot never replaces a file it did not
+write (it takes the next free name and says so).
+
+Exit status:
+  0  every file was analysed;
+  1  some inputs failed (each reported on stderr), the others were analysed
+     (or a plot could not be written; the result is kept);
+  2  usage error, no audio file to analyse, or a model that cannot be used;
+  3  an error not about one file (internal error, output not writable): no
+     results are written, and an older --output file is removed.
+
+Streams: `infer.py -` reads a WAV stream from standard input (sizes of 0
+or 0xFFFFFFFF, as `ffmpeg ... -f wav -` writes, mean "until the end"), or
+headerless PCM with --raw --rate R --sample_format F --channels C
+(`arecord -f S16_LE -r 16000 -t raw | infer.py - --raw --rate 16000`);
+`infer.py --mic [--device NAME]` records from an input device. Each window
+(or utterance, with --segment vad) is printed as one line as soon as it is
+analysed (--format table, jsonl or csv), then the overall result; memory
+stays bounded however long the stream.
+
+--segment vad cuts recordings into utterances at speech boundaries (Silero
+VAD, or the voicing detector with --vad voicing); each gets its start, end
+and emotion, and silence or noise between them gets none.
+
+Flags may be written with underscores or dashes (--top_k or --top-k).
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("model", None, "A shipped model (default: Whisper-base front end, RAVDESS + nEMO; fast: the small CNN model), a model.keras written by train.py, its run directory, or a classical model.skz. Default: default.")
+flags.DEFINE_multi_string("list", [], "A file listing inputs, one per line (repeatable).")
+flags.DEFINE_enum("format", "table", ["table", "json", "jsonl", "csv"], "Output format (jsonl: one JSON object per line; for a stream, per window or utterance as it is made).")
+flags.DEFINE_string("output", None, "Write the output to this file (atomically) instead of stdout.")
+flags.DEFINE_integer("top_k", 1, "Also report the K most probable emotions.", lower_bound=1)
+flags.DEFINE_bool("attention", False, "Report the attention weight of every segment (with its start and end), for SpeechModel (DCNN-BLSTMwA) models.")
+flags.DEFINE_float("window", 4.0, "Window length in seconds for long recordings.")
+flags.DEFINE_float("hop", 2.0, "Seconds between window starts (at most --window).")
+flags.DEFINE_float("max_utterance", 20.0, "Files longer than this many seconds are analysed in windows.")
+flags.DEFINE_string("plot", None, "Write a PNG per file to this directory: log-mel spectrogram with the emotion timeline (long files) or the probabilities (clips).")
+flags.DEFINE_integer("batch_size", 32, "Files (or windows) per batch.", lower_bound=1)
+flags.DEFINE_bool("timeline", False, "Table format: add a row per window of long recordings.")
+flags.DEFINE_enum("segment", "windows", ["windows", "vad"], "windows: fixed windows for long recordings (--window, --hop); vad: cut every recording into utterances at speech boundaries (each with its start, end and emotion; silence gets none).")
+flags.DEFINE_enum("vad", "auto", ["auto", "silero", "voicing"], "Speech detector for --segment vad: silero (Silero VAD on onnxruntime), voicing (dependency-free periodicity) or auto (silero when installed).")
+flags.DEFINE_bool("mic", False, "Analyse the microphone (PortAudio input device) live, until Ctrl-C or --max_seconds.")
+flags.DEFINE_string("device", None, "--mic: the input device (index or part of its name); default: the system's default input.")
+flags.DEFINE_bool("raw", False, "Standard input (-) is headerless PCM: give --rate, --sample_format and --channels.")
+flags.DEFINE_integer("rate", None, "--raw: sample rate in Hz.", lower_bound=1)
+flags.DEFINE_enum("sample_format", "s16le", ["u8", "s8", "s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be", "f64le", "f64be"], "--raw: sample format.")
+flags.DEFINE_integer("channels", 1, "--raw: interleaved channels (mixed down).", lower_bound=1)
+flags.DEFINE_float("max_seconds", None, "Streams (- or --mic): stop after this many seconds of audio.")
+
+
+def _prog():
+    """The command's name as the user typed it (``infer.py``,
+    ``speechmodel-infer``), for messages."""
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "infer.py"
+
+
+def _parse_flags(argv):
+    if any(a in ("-h", "--help", "-help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
+        app.usage(shorthelp=True, writeto_stdout=True)
+        sys.exit(0)
+    from speechmodel.inference import normalize_flag_names
+
+    try:
+        return FLAGS(normalize_flag_names(argv, FLAGS))
+    except flags.Error as exc:
+        print(f"{_prog()}: error: {exc}\nTry --help.", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv):
+    from absl import logging
+
+    logging.set_verbosity(logging.ERROR)  # Failures get one line each, below.
+    from speechmodel import inference
+
+    return inference.run(
+        argv[1:],
+        model=FLAGS.model,
+        default_model=inference.DEFAULT_MODEL,
+        list_files=FLAGS.list,
+        output_format=FLAGS.format,
+        output=FLAGS.output,
+        top_k=FLAGS.top_k,
+        attention=FLAGS.attention,
+        window=FLAGS.window,
+        hop=FLAGS.hop,
+        max_utterance=FLAGS.max_utterance,
+        plot_dir=FLAGS.plot,
+        batch_size=FLAGS.batch_size,
+        timeline=FLAGS.timeline,
+        segment=FLAGS.segment,
+        vad=FLAGS.vad,
+        stream={
+            "mic": FLAGS.mic,
+            "device": FLAGS.device,
+            "raw": FLAGS.raw,
+            "rate": FLAGS.rate,
+            "sample_format": FLAGS.sample_format,
+            "channels": FLAGS.channels,
+            "max_seconds": FLAGS.max_seconds,
+        },
+        prog=_prog(),
+    )
+
+
+def run():
+    """The ``speechmodel-infer`` command (and ``python infer.py``)."""
+    from speechmodel.cli import adopt_main_module
+
+    adopt_main_module(__name__, __doc__)
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,226 @@
+"""The FastAPI application: routes, limits and errors over ``EmotionService``.
+
+Routes:
+    ``POST /v1/classify``: the audio as a multipart upload (field ``file``;
+        ``top_k``, ``window``, ``hop``, ``segment``, ``vad`` as form fields
+        or query parameters) or as the raw request body (options as query
+        parameters). Answers the JSON of ``infer.py --format json`` for
+        one file.
+    ``GET /v1/model``: the model, its classes and settings.
+    ``GET /health``: liveness and load.
+    ``GET /``: the web page (``static/index.html``).
+
+Every error is JSON ``{"error": message, "status": code[, "kind"]}``: 400
+(bad parameters or form), 404, 405, 408 (request time), 413 (upload size or
+audio duration), 422 (not readable audio, naming the problem), 503 with
+``Retry-After`` (too many requests in progress).
+"""
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import time
+
+from speechmodel.serve.service import ServiceError
+
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+
+def _parse_multipart(body, content_type, max_fields=16):
+    """(fields, files) of a multipart/form-data body held in memory:
+    ``fields`` name -> str, ``files`` name -> (filename, bytes)."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, params = parse_options_header(content_type.encode("latin-1"))
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise ServiceError(400, "multipart/form-data without a boundary", kind="bad_form")
+    parts, current = [], {}
+
+    def on_part_begin():
+        current.clear()
+        current.update(headers={}, data=[], field=b"", value=b"")
+
+    def on_header_field(data, start, end):
+        current["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        current["value"] += data[start:end]
+
+    def on_header_end():
+        current["headers"][current["field"].decode("latin-1").lower()] = current["value"].decode("utf-8", "replace")
+        current["field"], current["value"] = b"", b""
+
+    def on_part_data(data, start, end):
+        current["data"].append(bytes(data[start:end]))
+
+    def on_part_end():
+        if len(parts) >= max_fields:
+            raise ServiceError(400, f"too many form fields (at most {max_fields})", kind="bad_form")
+        parts.append((dict(current["headers"]), b"".join(current["data"])))
+
+    parser = MultipartParser(
+        boundary,
+        {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+         "on_header_value": on_header_value, "on_header_end": on_header_end,
+         "on_part_data": on_part_data, "on_part_end": on_part_end},
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except ServiceError:
+        raise
+    except Exception as exc:
+        raise ServiceError(400, f"malformed multipart body ({exc})", kind="bad_form") from None
+    fields, files = {}, {}
+    for headers, data in parts:
+        _, disposition = parse_options_header(headers.get("content-disposition", "").encode("utf-8"))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        if not name:
+            raise ServiceError(400, "a form part without a name", kind="bad_form")
+        if b"filename" in disposition:
+            files[name] = (disposition[b"filename"].decode("utf-8", "replace"), data)
+        else:
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, files
+
+
+def create_app(service, *, executor_workers=64):
+    """The FastAPI app serving ``service`` (an EmotionService). Closing
+    the app (its lifespan's end) closes the service: the batching thread
+    stops and the temporary directory is removed."""
+    import contextlib
+
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=executor_workers,
+                                                     thread_name_prefix="classify")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        try:
+            yield
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            service.close()
+
+    app = FastAPI(title="speechmodel", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.service = service
+
+    def error_response(exc):
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request, exc):
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return JSONResponse({"error": str(exc.detail), "status": exc.status_code},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, exc):
+        return JSONResponse({"error": str(exc), "status": 400}, status_code=400)
+
+    @app.get("/health")
+    async def health():
+        return service.health()
+
+    @app.get("/v1/model")
+    async def model():
+        return service.describe()
+
+    @app.get("/")
+    async def index():
+        return FileResponse(os.path.join(STATIC, "index.html"), media_type="text/html")
+
+    async def read_body(request, limit, shown):
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                declared = int(declared)
+            except ValueError:
+                raise ServiceError(400, "bad Content-Length", kind="bad_request") from None
+            if declared > limit:
+                raise ServiceError(413, f"the upload is {declared} bytes; this service takes at most "
+                                   f"{shown} bytes", kind="too_large")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ServiceError(413, f"the upload exceeds {shown} bytes, the most this service takes",
+                                   kind="too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def prepare(request):
+        """Reads and checks the request: (audio bytes, filename, options)."""
+        limits = service.limits
+        # Multipart framing adds a little to the audio's own limit.
+        body = await read_body(request, limits.max_upload_bytes + 64 * 1024, limits.max_upload_bytes)
+        content_type = request.headers.get("content-type", "")
+        raw = dict(request.query_params)
+        if content_type.lower().startswith("multipart/form-data"):
+            fields, files = _parse_multipart(body, content_type)
+            if len(files) != 1:
+                raise ServiceError(
+                    400, f"send exactly one audio file in the form (field 'file'); received {len(files)}",
+                    kind="bad_form",
+                )
+            raw.update(fields)
+            ((filename, data),) = files.values()
+        else:
+            filename, data = raw.pop("filename", None), body
+        if len(data) > limits.max_upload_bytes:
+            raise ServiceError(413, f"the upload is {len(data)} bytes; this service takes at most "
+                               f"{limits.max_upload_bytes} bytes", kind="too_large")
+        options = service.options(raw)
+        if not data:
+            raise ServiceError(422, f"{filename or 'upload'}: the upload is empty (0 bytes)", kind="empty")
+        return data, filename, options
+
+    def timeout_error():
+        return ServiceError(408, f"the request took longer than {service.limits.request_timeout:g} s",
+                            kind="timeout")
+
+    @app.post("/v1/classify")
+    async def classify(request: Request):
+        ticket = service.admit()
+        timeout = service.limits.request_timeout
+        deadline = time.monotonic() + timeout
+        cancelled = threading.Event()
+        try:
+            try:
+                data, filename, options = await asyncio.wait_for(prepare(request), timeout)
+            except asyncio.TimeoutError:
+                raise timeout_error() from None
+
+            def work():
+                try:
+                    if cancelled.is_set():
+                        raise timeout_error()
+                    return service.analyze(data, filename, options, deadline=deadline, cancelled=cancelled)
+                finally:
+                    ticket.release()
+
+            future = asyncio.get_running_loop().run_in_executor(executor, work)
+            ticket.handed_off = True
+            # Retrieved here so that a result after a 408 is not reported.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            try:
+                result = await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                cancelled.set()
+                raise timeout_error() from None
+            return JSONResponse(result)
+        finally:
+            if not ticket.handed_off:
+                ticket.release()
+
+    return app

@@ -1,0 +1,206 @@
+"""Segment embeddings of audio files, computed once per file and cached.
+
+The two-stage recipe (a CNN fine-tuned on segments) and the frozen
+pretrained front ends (Whisper) both train the BLSTM + attention + DNN head
+on segment embeddings that do not change during that training. They are
+computed once per audio file and kept in an ``EmbeddingCache``: one
+``.npy`` file per audio file, in a folder per *model key*, a hash of
+everything that determines them (the feature config, the model config and
+a digest of the encoder's weights). An entry is found again by the file's
+absolute path, size and modification time, so an edited file, another
+setting or other weights never reuse a stale embedding, and a file shared
+by several folds or runs is embedded once.
+
+Where the cache lives (``default_cache_dir``): ``training.embedding_cache``
+of the experiment config if set, else ``$SPEECHMODEL_CACHE/embeddings``,
+else ``~/.cache/speechmodel/embeddings``.
+"""
+
+import hashlib
+import io
+import json
+import os
+import time
+
+import numpy as np
+
+from speechmodel.training import artifacts
+
+
+def default_cache_dir(configured=None):
+    """The embedding cache folder (see the module docstring)."""
+    if configured:
+        return os.path.abspath(os.path.expanduser(os.fspath(configured)))
+    root = os.environ.get("SPEECHMODEL_CACHE") or os.path.join("~", ".cache", "speechmodel")
+    return os.path.abspath(os.path.join(os.path.expanduser(root), "embeddings"))
+
+
+def _sha(text, n):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+class EmbeddingCache:
+    """One ``.npy`` array of segment embeddings per (model key, audio file).
+
+    Args:
+        directory: the cache folder (created when needed).
+    """
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+
+    @staticmethod
+    def model_key(*, feature_config, model_config, weights_digest):
+        """The hash of what determines the embeddings besides the file."""
+        return _sha(
+            json.dumps(
+                {"features": feature_config, "model": model_config, "weights": weights_digest},
+                sort_keys=True,
+                default=str,
+            ),
+            20,
+        )
+
+    @staticmethod
+    def file_key(path):
+        """The file's identity: absolute path, size, modification time."""
+        st = os.stat(path)
+        return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+    def path(self, model_key, path):
+        return os.path.join(self.directory, model_key, _sha(self.file_key(path), 32) + ".npy")
+
+    def load(self, model_key, path):
+        """The cached array of ``path``, or None (missing or unreadable)."""
+        try:
+            entry = self.path(model_key, path)
+        except OSError:
+            return None
+        if not os.path.exists(entry):
+            return None
+        try:
+            return np.load(entry, allow_pickle=False)
+        except (OSError, ValueError):  # a damaged entry is recomputed
+            return None
+
+    def save(self, model_key, path, array):
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        artifacts.atomic_write_bytes(self.path(model_key, path), buffer.getvalue())
+
+
+def weights_digest(model):
+    """A short hash of a model's weights (any change gives another)."""
+    h = hashlib.sha256()
+    for w in model.weights:
+        h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
+    return h.hexdigest()[:16]
+
+
+def takes_waveforms(encoder):
+    """Whether ``encoder`` is a pretrained front end (waveforms in) rather
+    than a ``SegmentEncoder`` (log-mel segments in)."""
+    return hasattr(encoder, "num_blocks")
+
+
+def _embedding_function(encoder, features):
+    import tensorflow as tf
+
+    if takes_waveforms(encoder):
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+            ]
+        )
+        def embed(waveforms, lengths):
+            embeddings, mask = encoder(waveforms, lengths, training=False)
+            return embeddings, tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+
+        return lambda x: embed(x["waveforms"], x["lengths"])
+
+    @tf.function(
+        input_signature=[
+            {
+                "segments": tf.TensorSpec([None, None, *features.segment_shape], tf.float32),
+                "mask": tf.TensorSpec([None, None], tf.bool),
+            }
+        ]
+    )
+    def embed_segments(x):
+        return encoder(x, training=False), tf.reduce_sum(tf.cast(x["mask"], tf.int32), axis=1)
+
+    return embed_segments
+
+
+def extract_embeddings(encoder, paths, *, features, batch_size, failures, on_result=None):
+    """Embeds every file of ``paths``; ``on_result(path, array)`` for each.
+
+    A file that fails to load is recorded in ``failures`` (a
+    ``speechmodel.pipeline.FailureLog``) and skipped. Files are batched
+    in order of size, so that a batch pads little.
+    """
+    from speechmodel.pipeline import make_dataset
+
+    embed = _embedding_function(encoder, features)
+    outputs = "waveforms" if takes_waveforms(encoder) else "segments"
+    for x, index in make_dataset(
+        paths, config=features, batch_size=batch_size, with_index=True, failures=failures,
+        outputs=outputs,
+    ):
+        out, counts = embed(x)
+        out, counts = np.asarray(out, dtype=np.float32), np.asarray(counts)
+        for b, i in enumerate(np.asarray(index)):
+            on_result(paths[int(i)], out[b, : int(counts[b])])
+
+
+def encoder_config(encoder):
+    """The encoder's config, less what does not change its outputs."""
+    config = dict(encoder.get_config())
+    for key in ("name", "trainable", "dtype"):
+        config.pop(key, None)
+    return config
+
+
+def cached_embeddings(cache, encoder, paths, *, features, batch_size, failures, progress=None):
+    """The embeddings of ``paths`` through ``cache``, computing the missing.
+
+    Returns:
+        ``(table, seconds, hit)``: ``{path: (N, ...) float32}`` for every
+        file that loaded, the seconds spent, and whether every file was
+        already cached.
+    """
+    start = time.time()
+    key = EmbeddingCache.model_key(
+        feature_config=features.to_dict(), model_config=encoder_config(encoder),
+        weights_digest=weights_digest(encoder),
+    )
+    table, missing = {}, []
+    for p in dict.fromkeys(paths):
+        array = cache.load(key, p)
+        if array is None:
+            missing.append(p)
+        else:
+            table[p] = array
+    if missing:
+        missing.sort(key=lambda p: _size(p))
+
+        def keep(path, array):
+            cache.save(key, path, array)
+            table[path] = array
+            if progress is not None:
+                progress(len(table))
+
+        extract_embeddings(
+            encoder, missing, features=features, batch_size=batch_size, failures=failures,
+            on_result=keep,
+        )
+    return table, time.time() - start, not missing
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -1,0 +1,138 @@
+"""`pip install .` makes a library: import speechmodel from anywhere, the
+console commands, the shipped models, and no top-level `datasets` package.
+
+The package is built from a copy of the checkout (so no build/ or
+egg-info is left in it) into a fresh virtual environment that sees this
+interpreter's packages (the pinned stack), with no network and no
+dependency resolution: `pip install --no-deps --no-build-isolation
+--no-index`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from tests.paths import REPO, ravdess_files
+
+CLIP = ravdess_files("Actor_24/*.wav")[0]
+CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+SOURCES = ("speechmodel", "datasets", "configs")
+FILES = ("pyproject.toml", "setup.py", "requirements.txt", "README.md", "LICENSE")
+
+
+def _source_copy(target):
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in SOURCES:
+        shutil.copytree(REPO / name, target / name, ignore=ignore)
+    for name in FILES:
+        shutil.copy(REPO / name, target / name)
+    return target
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return env
+
+
+def _run(args, cwd, timeout=300, status=0):
+    out = subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == status, f"{args}: exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def _venv(path):
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(path)
+    return path / "bin" / "python"
+
+
+def _pip_install(python, *args, cwd):
+    # The venv has no pip of its own: this interpreter's pip installs into it.
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "-q",
+          "--no-deps", "--no-build-isolation", "--no-index", *args], cwd=cwd)
+
+
+def _site_packages(python, cwd):
+    return _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd).strip()
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("install")
+    source = _source_copy(root / "src")
+    python = _venv(root / "venv")
+    elsewhere = root / "elsewhere"
+    elsewhere.mkdir()
+    _pip_install(python, str(source), cwd=elsewhere)
+    return python, elsewhere
+
+
+def test_pip_install_gives_the_library_and_no_top_level_datasets(installed):
+    python, elsewhere = installed
+    site = _site_packages(python, elsewhere)
+    assert os.path.isfile(os.path.join(site, "speechmodel", "presets", "fast.keras"))
+    assert os.path.isfile(os.path.join(site, "speechmodel", "presets", "fast.md"))
+    assert os.path.isfile(os.path.join(site, "speechmodel", "datasets", "ravdess.py"))
+    assert os.path.isfile(os.path.join(site, "speechmodel", "configs", "ravdess.json"))
+    assert not os.path.exists(os.path.join(site, "datasets"))
+    records = [
+        line.split(",")[0]
+        for name in os.listdir(site) if name.startswith("speechmodel-") and name.endswith(".dist-info")
+        for line in open(os.path.join(site, name, "RECORD"))
+    ]
+    assert records and all(not r.startswith("datasets/") for r in records)
+    info = json.loads(_run([python, "-c", (
+        "import json, speechmodel; from speechmodel import datasets; "
+        "from speechmodel.training.cli import default_config_path; "
+        "print(json.dumps([speechmodel.__file__, datasets.__name__, datasets.load_ravdess.__module__, "
+        "default_config_path('ravdess')]))"
+    )], elsewhere))
+    assert info[0].startswith(site)
+    assert info[1] == "speechmodel.datasets" and info[2] == "speechmodel.datasets.ravdess"
+    assert info[3].startswith(site)
+
+
+def test_console_commands_and_the_one_liner(installed):
+    python, elsewhere = installed
+    bin_dir = python.parent
+    table = _run([bin_dir / "speechmodel-infer", "--model", "fast", CLIP], elsewhere)
+    label = table.splitlines()[1].split()[1]
+    assert label in CLASSES
+    one_liner = _run([python, "-c", (
+        "import speechmodel; print(speechmodel.load_model('fast').classify(%r).label)" % CLIP
+    )], elsewhere)
+    assert one_liner.strip().splitlines()[-1] == label
+    # The same help (and status: absl's --help exits 1) as the scripts.
+    # (The flags are listed under the program's path.)
+    for command, script, status, words in (
+        ("speechmodel-train", "train.py", 1, ("--dataset", "--protocol", "Speaker-independent")),
+        ("speechmodel-infer", "infer.py", 0, ("--window", "--top_k", "Recognise the emotion")),
+    ):
+        usage = _run([bin_dir / command, "--help"], elsewhere, status=status)
+        assert all(w in usage for w in words)
+        script_usage = _run([sys.executable, REPO / script, "--help"], REPO, status=status)
+        assert usage.replace(str(bin_dir / command), "PROG") == script_usage.replace(str(REPO / script), "PROG")
+    usage = _run([bin_dir / "speechmodel-serve", "--help"], elsewhere)
+    assert "--port" in usage or "--host" in usage
+
+
+def test_editable_install(tmp_path):
+    source = _source_copy(tmp_path / "src")
+    python = _venv(tmp_path / "venv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _pip_install(python, "-e", str(source), cwd=elsewhere)
+    names = json.loads(_run([python, "-c", (
+        "import json, speechmodel; from speechmodel import datasets; "
+        "print(json.dumps([speechmodel.__file__, datasets.__file__]))"
+    )], elsewhere))
+    assert names[0] == str(source / "speechmodel" / "__init__.py")
+    assert names[1] == str(source / "datasets" / "__init__.py")
+    assert not os.path.exists(os.path.join(_site_packages(python, elsewhere), "datasets"))
