@@ -531,7 +531,10 @@ class Manifest:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".csv", dir=folder)
         try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            # File names that are not UTF-8 (kept by Python as surrogate
+            # escapes) are written back as their own bytes, and read back
+            # to the same name.
+            with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
                 writer = csv.writer(f)
                 writer.writerow(CSV_COLUMNS)
                 for u in self._utterances:
@@ -563,7 +566,7 @@ class Manifest:
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         utterances = []
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
             reader = csv.DictReader(f)
             missing = [
                 c

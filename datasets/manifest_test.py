@@ -306,3 +306,15 @@ def test_name_scan_yields_parsed_reports_rest_in_order(tmp_path):
     assert err.found == (
         "2 audio files, none named like DEMO; top level: an empty directory"
     )
+
+
+def test_file_names_that_are_not_utf8_round_trip_through_the_csv(tmp_path):
+    from datasets.manifest import Manifest, Utterance
+
+    name = os.fsdecode(b"caf\xe9-angry.wav")  # Latin-1 bytes: a surrogate escape
+    manifest = Manifest([Utterance(path=str(tmp_path / name), corpus="folder",
+                                  emotion="angry", label="angry", speaker="s1")])
+    manifest.to_csv(tmp_path / "manifest.csv")
+    assert b"caf\xe9-angry.wav" in (tmp_path / "manifest.csv").read_bytes()
+    again = Manifest.from_csv(tmp_path / "manifest.csv")
+    assert [u.path for u in again] == [str(tmp_path / name)]

@@ -105,6 +105,27 @@ class AudioInfo:
 _SHOULD_BE = re.compile(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)")
 
 
+# The first bytes of the containers libsndfile (and the MP3 decoder) read.
+_AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"fLaC", b"OggS", b"FORM", b"ID3",
+                b".snd", b"caff", b"wvpk", b"#!AMR", b"2BIT", b"NIST", b"Crea", b"MThd")
+
+
+def _has_audio_magic(path):
+    """False when ``path``'s first bytes are no audio container libsndfile
+    knows (an MPEG frame sync counts as audio); None when unreadable."""
+    try:
+        if isinstance(path, (str, bytes, os.PathLike)):
+            with open(path, "rb") as f:
+                head = f.read(12)
+        else:
+            return None
+    except OSError:
+        return None
+    if head.startswith(_AUDIO_MAGIC) or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return True
+    return False
+
+
 def _open_error(path, exc):
     """Turns a libsndfile open error into an AudioError of the right kind."""
     message = str(exc)
@@ -116,6 +137,7 @@ def _open_error(path, exc):
         "Format not recognised" in message
         or "unknown format" in message
         or "not a regular file" in message
+        or _has_audio_magic(path) is False
     ):
         return AudioError(
             path,

@@ -3,7 +3,6 @@ import struct
 import threading
 import time
 
-import keras
 import numpy as np
 import pytest
 import soundfile as sf
@@ -11,7 +10,7 @@ import soundfile as sf
 from speechmodel import inference as I
 from speechmodel import stream as S
 from speechmodel.audio import load_audio
-from tests.paths import ravdess_files
+from tests.paths import ravdess_files, save_tiny_model
 
 RATE = 16000
 CLASSES = ["angry", "happy", "sad"]
@@ -68,16 +67,7 @@ def audio():
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from speechmodel.models.recognizer import EmotionRecognizer
-    from speechmodel.models.speech_model import SpeechModel
-
-    keras.utils.set_random_seed(5)
-    recognizer = EmotionRecognizer(
-        SpeechModel(3, backbone="alexnet_gap", lstm_units=8, attention_units=8, dense_units=[8]),
-        class_names=CLASSES,
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    recognizer.save(path)
+    path = save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.keras", CLASSES, seed=5)
     return I.load_model(path)
 
 

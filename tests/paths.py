@@ -33,3 +33,21 @@ def nemo_dir():
             "(../shared/data/nemo beside the checkout, or SER_TEST_NEMO)."
         )
     return NEMO
+
+
+def save_tiny_model(path, class_names, *, seed):
+    """A tiny random-weight SpeechModel (AlexNet-GAP) saved as an
+    ``EmotionRecognizer`` at ``path``: what the CLI and stream tests run."""
+    import keras
+
+    from speechmodel.models.recognizer import EmotionRecognizer
+    from speechmodel.models.speech_model import SpeechModel
+
+    keras.utils.set_random_seed(seed)
+    recognizer = EmotionRecognizer(
+        SpeechModel(len(class_names), backbone="alexnet_gap", lstm_units=8,
+                    attention_units=8, dense_units=[8]),
+        class_names=list(class_names),
+    )
+    recognizer.save(path)
+    return path

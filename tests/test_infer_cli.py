@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.paths import ravdess_files
+from tests.paths import ravdess_files, save_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ["neutral", "happy", "sad"]
@@ -33,19 +33,7 @@ def infer(*args, cwd=REPO, timeout=600):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    import keras
-
-    from speechmodel.models.recognizer import EmotionRecognizer
-    from speechmodel.models.speech_model import SpeechModel
-
-    keras.utils.set_random_seed(11)
-    recognizer = EmotionRecognizer(
-        SpeechModel(3, backbone="alexnet_gap", lstm_units=8, attention_units=8, dense_units=[8]),
-        class_names=CLASSES,
-    )
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    recognizer.save(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.keras", CLASSES, seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -11,27 +11,20 @@ import os
 
 import numpy as np
 import pytest
+
 import soundfile as sf
 
 from speechmodel import inference
 from tests import reliability_files as rf
+from tests.paths import save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
     """A tiny untrained model, loaded once."""
-    import keras
-
-    from speechmodel.models.recognizer import EmotionRecognizer
-    from speechmodel.models.speech_model import SpeechModel
-
-    keras.utils.set_random_seed(11)
-    recognizer = EmotionRecognizer(
-        SpeechModel(3, backbone="alexnet_gap", lstm_units=8, attention_units=8, dense_units=[8]),
-        class_names=["neutral", "happy", "sad"],
+    path = save_tiny_model(
+        tmp_path_factory.mktemp("model") / "tiny.keras", ["neutral", "happy", "sad"], seed=11
     )
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    recognizer.save(path)
     return inference.load_model(path)
 
 

@@ -116,8 +116,6 @@ def train(
     The augmentations apply to stage 1 (the CNN sees augmented segments);
     the cached embeddings of stage 2 are of the original audio.
     """
-    import keras
-
     from speechmodel.config import FeatureConfig
     from speechmodel.pipeline import EpochCounter, make_dataset
     from speechmodel.training.callbacks import (

@@ -501,15 +501,8 @@ def _read_ct2_files(paths):
 
 
 def _read_openai_file(path):
-    try:
-        from speechmodel.models import torch_checkpoint
-    except ImportError as e:
-        raise WhisperWeightsNotFoundError(
-            f"{path} is a PyTorch checkpoint; reading it needs "
-            "speechmodel.models.torch_checkpoint, which is not available "
-            f"({e}). Use a CTranslate2 model.bin instead. Received: "
-            f"source={os.fspath(path)!r}"
-        ) from e
+    from speechmodel.models import torch_checkpoint  # no PyTorch, no pickle code
+
     return openai_encoder_weights(torch_checkpoint.load_checkpoint(path))
 
 

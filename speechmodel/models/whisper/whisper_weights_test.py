@@ -1,6 +1,4 @@
 import struct
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -282,9 +280,9 @@ def test_local_files(tmp_path, monkeypatch):
         calls.append(path)
         return {"dims": {"n_audio_layer": 1, "n_audio_head": 2}, "model_state_dict": state}
 
-    fake = types.ModuleType("speechmodel.models.torch_checkpoint")
-    fake.load_checkpoint = load_checkpoint
-    monkeypatch.setitem(sys.modules, "speechmodel.models.torch_checkpoint", fake)
+    from speechmodel.models import torch_checkpoint
+
+    monkeypatch.setattr(torch_checkpoint, "load_checkpoint", load_checkpoint)
     pt = tmp_path / "tiny.pt"
     pt.write_bytes(b"PK\x03\x04 not read by the fake")
     from_pt = ww.load_whisper_weights(str(pt))
@@ -369,9 +367,11 @@ def test_download_then_clear_error_when_nothing_is_available(tmp_path, monkeypat
     checkpoint = tmp_path / "whisper_base.pt"
     checkpoint.write_bytes(b"PK")
     monkeypatch.setattr(pooch, "retrieve", lambda url, **kw: str(checkpoint))
-    fake = types.ModuleType("speechmodel.models.torch_checkpoint")
-    fake.load_checkpoint = lambda path: {"dims": {}, "model_state_dict": state}
-    monkeypatch.setitem(sys.modules, "speechmodel.models.torch_checkpoint", fake)
+    from speechmodel.models import torch_checkpoint
+
+    monkeypatch.setattr(
+        torch_checkpoint, "load_checkpoint", lambda path: {"dims": {}, "model_state_dict": state}
+    )
     # Not Whisper base's sizes: refused with what differs.
     with pytest.raises(ValueError, match="not Whisper base .*intermediate_dim.*16"):
         ww.load_whisper_weights("whisper_base")
