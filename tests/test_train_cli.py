@@ -116,6 +116,10 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     assert cells[7] == f"{100 * row['val_uar_mean']:.2f}" and "validation UAR" in header
     missing = run([sys.executable, "-m", "speechmodel.training.report", str(tmp_path / "nothing")])
     assert missing.returncode == 2 and "no metrics.json" in missing.stderr
+    # An unfinished run among finished ones is skipped with a warning.
+    both = run([sys.executable, "-m", "speechmodel.training.report", str(tmp_path / "nothing"), str(out)])
+    assert both.returncode == 0 and "skipping" in both.stderr and "no metrics.json" in both.stderr
+    assert both.stdout.count("\n") == 3  # header, rule, the finished run
 
     # A rerun of the same command finds every fold done.
     again = run(train_command(corpus, out, config))

@@ -91,10 +91,16 @@ def main(argv=None):
     parser.add_argument("--markdown", help="also write the table to this file")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
-    try:
-        rows = [row(r) for r in args.runs]
-    except FileNotFoundError as exc:
-        print(f"report: {exc}", file=sys.stderr)
+    rows = []
+    for run_dir in args.runs:
+        try:
+            rows.append(row(run_dir))
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            # An unfinished or failed run: said, and left out of the table.
+            reason = exc if isinstance(exc, FileNotFoundError) else f"{run_dir}: unreadable results ({exc!r})"
+            print(f"report: skipping {reason}", file=sys.stderr)
+    if not rows:
+        print("report: no finished run among the directories given", file=sys.stderr)
         return 2
     table = markdown(rows)
     print(table, end="")
