@@ -195,3 +195,16 @@ def test_two_stage_mode_and_a_classical_model_write_the_same_artifacts(corpus, t
     assert metrics["folds"][0]["test_speakers"] == ["01", "02"]
     for name in ("predictions.csv", "confusion.png", "model.skz", "folds/holdout/result.json"):
         assert (svm / name).is_file(), name
+
+
+def test_help_and_flag_spellings(tmp_path):
+    for flag in ("-h", "--help"):
+        result = run([sys.executable, str(REPO / "train.py"), flag])
+        assert result.returncode == 0 and "--data_dir" in result.stdout and "(default:" in result.stdout
+    # --data-dir and --data_dir are the same flag; a typo is one line, exit 2.
+    result = run([sys.executable, str(REPO / "train.py"), "--dataset", "ravdess",
+                  "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "run")])
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    result = run([sys.executable, str(REPO / "train.py"), "--epochz", "3"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[0].startswith("train.py: error: Unknown command line flag 'epochz'")

@@ -5,7 +5,10 @@ package. ``train.py`` and ``infer.py`` at the root of a source checkout run
 the same modules.
 """
 
+import os
 import sys
+
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "--helpfull", "-?")
 
 
 def adopt_main_module(module_name, doc):
@@ -24,3 +27,30 @@ def adopt_main_module(module_name, doc):
     main_name = sys.argv[0]
     for flag in flags.FLAGS.get_flags_for_module(module_name):
         flags.FLAGS.register_key_flag_for_module(main_name, flag)
+
+
+def prog(default):
+    """The command's name as the user typed it (``train.py``,
+    ``speechmodel-train``), for messages."""
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else default
+
+
+def flags_parser(default_prog):
+    """absl's ``flags_parser`` for the commands: ``-h``/``--help`` print the
+    help and exit 0; ``--flag-name`` and ``--flag_name`` both work; a
+    usage error is one line on stderr and exit 2 (no traceback)."""
+    from absl import app, flags
+
+    def parse(argv):
+        if any(a in HELP_FLAGS for a in argv[1:]):
+            app.usage(shorthelp=True, writeto_stdout=True)
+            sys.exit(0)
+        from speechmodel.inference import normalize_flag_names
+
+        try:
+            return flags.FLAGS(normalize_flag_names(argv, flags.FLAGS))
+        except flags.Error as exc:
+            print(f"{prog(default_prog)}: error: {exc}\nTry --help.", file=sys.stderr)
+            sys.exit(2)
+
+    return parse

@@ -99,22 +99,10 @@ flags.DEFINE_float("max_seconds", None, "Streams (- or --mic): stop after this m
 
 
 def _prog():
-    """The command's name as the user typed it (``infer.py``,
-    ``speechmodel-infer``), for messages."""
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "infer.py"
+    """The command's name as the user typed it, for messages."""
+    from speechmodel.cli import prog
 
-
-def _parse_flags(argv):
-    if any(a in ("-h", "--help", "-help", "--helpshort", "--helpfull", "-?") for a in argv[1:]):
-        app.usage(shorthelp=True, writeto_stdout=True)
-        sys.exit(0)
-    from speechmodel.inference import normalize_flag_names
-
-    try:
-        return FLAGS(normalize_flag_names(argv, FLAGS))
-    except flags.Error as exc:
-        print(f"{_prog()}: error: {exc}\nTry --help.", file=sys.stderr)
-        sys.exit(2)
+    return prog("infer.py")
 
 
 def main(argv):
@@ -158,7 +146,9 @@ def run():
     from speechmodel.cli import adopt_main_module
 
     adopt_main_module(__name__, __doc__)
-    app.run(main, flags_parser=_parse_flags)
+    from speechmodel.cli import flags_parser
+
+    app.run(main, flags_parser=flags_parser("infer.py"))
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ def run():
     """The ``speechmodel-train`` command (and ``python train.py``)."""
     from speechmodel.cli import adopt_main_module
 
+    from speechmodel.cli import flags_parser
+
     adopt_main_module(__name__, __doc__)
-    app.run(main)
+    app.run(main, flags_parser=flags_parser("train.py"))
 
 
 if __name__ == "__main__":
