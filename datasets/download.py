@@ -58,6 +58,7 @@ import zipfile
 import zlib
 from pathlib import Path
 from typing import Sequence
+from speechmodel.errors import Error
 
 try:  # POSIX advisory lock; without it concurrent runs are simply not guarded.
     import fcntl
@@ -100,7 +101,7 @@ _HEX = re.compile(r"[0-9a-f]+")
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------
-class DownloadError(RuntimeError):
+class DownloadError(Error, RuntimeError):
     """Base class of every failure while downloading or installing a corpus."""
 
 

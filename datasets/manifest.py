@@ -32,12 +32,14 @@ import tempfile
 import numpy as np
 
 from . import emotions as emotions_lib
+from speechmodel.audio import AUDIO_EXTENSIONS
+from speechmodel.errors import Error
 
 logger = logging.getLogger(__name__)
 
-# Extensions of the audio files loaders look at (lower-case). Other files
-# (READMEs, label files, .DS_Store) are not utterances and are not reported.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+# Extensions of the audio files loaders look at (lower-case): the one list,
+# speechmodel.audio.AUDIO_EXTENSIONS. Other files (READMEs, label files,
+# .DS_Store) are not utterances and are not reported.
 
 GENDERS = ("male", "female")
 
@@ -68,7 +70,7 @@ _FIELDS = (
 )
 
 
-class CorpusError(ValueError):
+class CorpusError(Error, ValueError):
     """A data directory that does not look like the corpus asked for.
 
     Attributes:

@@ -29,6 +29,8 @@ _LAZY = {
     "FeatureConfig": "speechmodel.config",
     "load_audio": "speechmodel.audio",
     "AudioError": "speechmodel.audio",
+    "Error": "speechmodel.errors",
+    "ParameterError": "speechmodel.errors",
     "compute_metrics": "speechmodel.metrics",
     "Recognizer": "speechmodel.api",
     "Classification": "speechmodel.api",

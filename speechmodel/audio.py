@@ -43,6 +43,7 @@ import tempfile
 import numpy as np
 import soundfile as sf
 import soxr
+from speechmodel.errors import Error
 
 DEFAULT_SAMPLE_RATE = 16000
 
@@ -59,7 +60,11 @@ ERROR_KINDS = (
 )
 
 
-class AudioError(ValueError):
+# The one list of audio file endings: what the corpus loaders scan for and
+# what ``infer.py DIR/`` picks up (everything ``load_audio`` decodes).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+
+class AudioError(Error, ValueError):
     """A file that cannot be used as audio.
 
     Attributes:

@@ -37,9 +37,10 @@ import sys
 import tempfile
 
 from speechmodel.inference import KerasInferenceModel, ModelError, load_model
+from speechmodel.errors import Error
 
 
-class ExportError(ValueError):
+class ExportError(Error, ValueError):
     """An export that cannot be made; says why."""
 
 

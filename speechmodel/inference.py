@@ -71,7 +71,9 @@ import zipfile
 
 import numpy as np
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+from speechmodel.audio import AUDIO_EXTENSIONS  # the one list of audio endings
+from speechmodel.errors import Error
+
 # The shipped model used without --model: a name of speechmodel.presets
 # ("default", "fast"), resolved to the package's file by load_model.
 DEFAULT_MODEL = "default"
@@ -92,7 +94,7 @@ VOICING_FLOOR_DB = -80.0
 _PLOT_COLUMNS = 3000
 
 
-class ModelError(ValueError):
+class ModelError(Error, ValueError):
     """A model file that cannot be used: names the file and the problem."""
 
     def __init__(self, path, reason):

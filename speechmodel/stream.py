@@ -37,6 +37,7 @@ import sys
 import numpy as np
 
 from speechmodel.inference import Prediction, Window
+from speechmodel.errors import Error
 
 # name -> (numpy dtype, bytes per sample, kind); s24 is unpacked by hand.
 SAMPLE_FORMATS = {
@@ -58,11 +59,11 @@ _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 _READ_BYTES = 1 << 16
 
 
-class StreamError(ValueError):
+class StreamError(Error, ValueError):
     """A stream that cannot be read as audio: says what is wrong."""
 
 
-class MicrophoneError(RuntimeError):
+class MicrophoneError(Error, RuntimeError):
     """No microphone to record from: PortAudio or the device is missing."""
 
 

@@ -11,11 +11,12 @@ broken install fails with one clear message instead of deep inside a
 import functools
 
 import tensorflow as tf
+from speechmodel.errors import Error
 
 _SCALE = {"PCM_16": (tf.int16, 1.0 / 32768.0), "PCM_24": (tf.int32, 1.0 / 2**31)}
 
 
-class TensorflowIOError(RuntimeError):
+class TensorflowIOError(Error, RuntimeError):
     """tensorflow-io is missing or its ops do not run with this TensorFlow."""
 
 

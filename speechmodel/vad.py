@@ -34,13 +34,14 @@ import os
 import threading
 
 import numpy as np
+from speechmodel.errors import Error
 
 DETECTORS = ("auto", "silero", "voicing")
 SILERO_RATE = 16000
 _SILERO_FILE = os.path.join("data", "silero_vad.onnx")
 
 
-class VADUnavailable(RuntimeError):
+class VADUnavailable(Error, RuntimeError):
     """The asked-for detector cannot run here (says what is missing)."""
 
 

@@ -46,6 +46,7 @@ import numpy as np
 
 from speechmodel.audio import AudioError, load_audio
 from speechmodel.config import JsonConfig
+from speechmodel.errors import Error
 
 # Bump when the computation changes, so caches made by older code are unused.
 FEATURE_CODE_VERSION = 1
@@ -66,7 +67,7 @@ AGGREGATORS = ("mean", "std", "min", "max")
 DEFAULT_FEATURES = tuple(name for name in FEATURES if name != "pitch")
 
 
-class FeatureError(ValueError):
+class FeatureError(Error, ValueError):
     """Features of an utterance could not be computed (e.g. non-finite)."""
 
 

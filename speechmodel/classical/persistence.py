@@ -28,6 +28,7 @@ import numpy as np
 import sklearn
 
 from speechmodel.classical.classifiers import ClassicalModel, get_spec
+from speechmodel.errors import Error
 
 FORMAT = "speechmodel.classical"
 FORMAT_VERSION = 1
@@ -50,7 +51,7 @@ TRUSTED_TYPES = (
 )
 
 
-class UnsafeModelError(ValueError):
+class UnsafeModelError(Error, ValueError):
     """A model file that is not a trusted speechmodel classical model."""
 
 

@@ -50,6 +50,7 @@ import struct
 import zipfile
 
 import numpy as np
+from speechmodel.errors import Error
 
 __all__ = ["CheckpointError", "load_checkpoint", "LEGACY_MAGIC_NUMBER", "LEGACY_PROTOCOL_VERSION"]
 
@@ -98,7 +99,7 @@ _STORAGES = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(Error, ValueError):
     """A file that is not a readable PyTorch checkpoint, or that asks for
     code to be run; the message names the file."""
 

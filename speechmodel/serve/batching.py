@@ -17,9 +17,10 @@ import threading
 import time
 
 import numpy as np
+from speechmodel.errors import Error
 
 
-class Closed(RuntimeError):
+class Closed(Error, RuntimeError):
     """The queue was closed: no more work is taken."""
 
 

@@ -25,11 +25,12 @@ import uuid
 import numpy as np
 
 from speechmodel.serve.batching import BatchingQueue
+from speechmodel.errors import Error
 
 OPTIONS = ("top_k", "window", "hop", "segment", "vad")
 
 
-class ServiceError(Exception):
+class ServiceError(Error):
     """A request that cannot be served: an HTTP status and a message."""
 
     def __init__(self, status, message, *, kind=None, headers=None):

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 
@@ -32,56 +31,15 @@ try:
 except ImportError:  # pragma: no cover (Windows): no locking there.
     fcntl = None
 
-
-def default_mode():
-    """The mode of every file of a run: 0666 minus the umask."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def set_default_mode(path):
-    """Gives ``path`` the mode of the other files (e.g. a file written by a
-    library through ``mkstemp``, 0600)."""
-    os.chmod(path, default_mode())
-
-
-def fsync_directory(directory):
-    """Makes the renames in ``directory`` durable (no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path, data):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        os.fchmod(fd, default_mode())  # mkstemp's 0600 would hide results from others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_directory(directory)
-
-
-def atomic_write_text(path, text):
-    """UTF-8; a file name that is not UTF-8 is written as its bytes."""
-    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+from speechmodel.errors import Error
+from speechmodel.fileio import (  # noqa: F401 (re-exported: one implementation)
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    default_mode,
+    fsync_directory,
+    set_default_mode,
+)
 
 
 def save_weights_atomic(model, path):
@@ -90,18 +48,8 @@ def save_weights_atomic(model, path):
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
         raise ValueError(f"A weights file must end in .weights.h5. Received: path={path!r}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
-    model.save_weights(tmp, overwrite=True)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, default_mode())
-    os.replace(tmp, path)
-    fsync_directory(directory)
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp, overwrite=True)
 
 
 def _jsonable(value):
@@ -326,7 +274,7 @@ def commit_results(directory):
 # ------------------------------------------------------------------ lock
 
 
-class DirectoryLocked(RuntimeError):
+class DirectoryLocked(Error, RuntimeError):
     """Another process holds the directory; the message names it."""
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from speechmodel.metrics import compute_metrics
 from speechmodel.training import artifacts
+from speechmodel.errors import Error
 
 
 class ValidationMonitor(keras.callbacks.Callback):
@@ -232,7 +233,7 @@ class EpochSeed(keras.callbacks.Callback):
             )
 
 
-class DiskFullError(OSError):
+class DiskFullError(Error, OSError):
     """Not enough free space to save an epoch's state."""
 
     def __init__(self, directory, free, needed):

@@ -42,6 +42,7 @@ import json
 import os
 
 from speechmodel.config import FeatureConfig
+from speechmodel.errors import Error
 
 DEFAULTS = {
     "dataset": {
@@ -99,7 +100,7 @@ BALANCES = ("none", "oversample", "class_weights")
 SEGMENT_SCHEDULES = ("constant", "cosine")
 
 
-class ConfigError(ValueError):
+class ConfigError(Error, ValueError):
     """A config that cannot be used; the message quotes the value."""
 
 

@@ -21,9 +21,10 @@ from speechmodel.classical.ensemble import ProbabilityRun, ensemble_probabilitie
 from speechmodel.metrics import compute_metrics
 from speechmodel.training import artifacts
 from speechmodel.training.runner import _summarise
+from speechmodel.errors import Error
 
 
-class EnsembleError(ValueError):
+class EnsembleError(Error, ValueError):
     """Runs that cannot be combined; the message says what differs."""
 
 

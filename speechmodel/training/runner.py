@@ -52,6 +52,7 @@ import numpy as np
 from speechmodel.metrics import compute_metrics
 from speechmodel.training import artifacts
 from speechmodel.training.config import ConfigError, default_output_dir, digest, resolve
+from speechmodel.errors import Error
 
 
 # The run's own lines: to the run's train.log (and stdout), not to absl's
@@ -62,7 +63,7 @@ _LOG.propagate = False
 _LOG.setLevel(std_logging.INFO)
 
 
-class RunError(RuntimeError):
+class RunError(Error, RuntimeError):
     """An experiment that cannot start; the message says why and what to do."""
 
 

@@ -44,6 +44,7 @@ import struct
 
 import numpy as np
 from absl import logging
+from speechmodel.errors import Error
 
 WHISPER_BASE = "whisper_base"
 CT2_WHISPER_BASE_SHA256 = (
@@ -83,7 +84,7 @@ _CT2_MAX_BINARY_VERSION = 6
 _CHUNK = 1 << 20
 
 
-class WhisperWeightsNotFoundError(ValueError):
+class WhisperWeightsNotFoundError(Error, ValueError):
     """No source of the Whisper weights is available (or it is corrupt)."""
 
 
