@@ -44,8 +44,6 @@ def machine():
 
 
 def write_json(path, payload):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    from speechmodel import fileio
+
+    fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))

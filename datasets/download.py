@@ -1,24 +1,28 @@
 """Download speech emotion corpora: ``python -m datasets.download NAME --to DIR``.
 
-Every corpus is described in ``datasets/sources.json`` (data only, read with
-``json.load``): where it comes from, its licence, the checksum or size its
-distributor publishes, and the directory layout the loaders expect.
+Every corpus is described once, in the registry (:mod:`datasets.registry`
+and ``datasets/sources.json``): where it comes from, its licence, the
+checksum or size its distributor publishes, and the directory layout the
+loaders expect.
 
-Corpora whose licence allows it are downloaded automatically:
+Corpora whose licence allows it are downloaded automatically. The transfer,
+progress, checksum verification and unpacking are pooch's
+(``pooch.retrieve``, ``HTTPDownloader``, ``Unzip``/``Untar``); this module
+adds what pooch does not do:
 
-* streamed in chunks (bounded memory) with a progress line on stderr;
-* resumable: bytes go to ``<name>.part`` and an interrupted or truncated
+* resume: bytes go to ``<name>.part`` and an interrupted or truncated
   download continues with an HTTP ``Range`` request (a server that ignores
   ``Range`` makes the download restart cleanly from byte 0);
-* verified against the published md5/sha256 and size; where the distributor
-  publishes none, this is said on every run and recorded, and the file count
-  of the extracted corpus is checked instead;
-* extracted safely (members with absolute paths, ``..`` components or links
-  are refused before anything is written: no "zip slip");
-* atomic: archives are extracted into a temporary directory next to DIR that
-  is renamed to DIR only once the layout has been checked, so an interrupted
-  run never leaves a half-filled DIR that looks complete;
-* idempotent: a DIR that already holds the complete corpus is left alone.
+* the published size, and a clear message when no checksum is published
+  (then the file count of the extracted corpus is checked instead);
+* safe extraction: members with absolute paths, ``..`` components or links,
+  names too long for the file system and file/folder clashes are refused
+  before anything is written (no "zip slip");
+* the layout check, and an atomic install: archives are extracted into a
+  temporary directory next to DIR that is renamed to DIR only once the
+  layout has been checked, so an interrupted run never leaves a half-filled
+  DIR that looks complete; a DIR that already holds the complete corpus is
+  left alone.
 
 Licence-gated corpora (IEMOCAP, SAVEE) and corpora without a single archive
 (CREMA-D) are never fetched: the command prints what to request, where, and
@@ -40,8 +44,8 @@ import dataclasses
 import datetime
 import glob
 import hashlib
-import http.client
 import json
+import logging
 import os
 import re
 import secrets
@@ -51,14 +55,19 @@ import stat
 import sys
 import tarfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Sequence
-from speechmodel.errors import Error
+
+import pooch
+import requests
+
+from speechmodel import fileio
+from speechmodel.errors import Error, ParameterError
+
+from . import registry
 
 try:  # POSIX advisory lock; without it concurrent runs are simply not guarded.
     import fcntl
@@ -88,14 +97,13 @@ __all__ = [
     "source",
 ]
 
-SOURCES_PATH = Path(__file__).resolve().with_name("sources.json")
+SOURCES_PATH = registry.SOURCES_PATH
+ACCESS_KINDS = registry.ACCESS_KINDS
 RECORD_NAME = ".speechmodel-download.json"
-ACCESS_KINDS = ("download", "manual", "licence-gated")
-USER_AGENT = "speechmodel-datasets-download/1 (+python-urllib)"
+USER_AGENT = f"speechmodel-datasets-download/2 (pooch {pooch.__version__})"
 CHUNK_SIZE = 1 << 20
 _RETRY_WAIT_S = 2.0  # base wait between automatic resume attempts
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
-_HEX = re.compile(r"[0-9a-f]+")
 
 
 # --------------------------------------------------------------------------
@@ -138,106 +146,36 @@ class ManualDownloadRequired(DownloadError):
 
 
 # --------------------------------------------------------------------------
-# sources.json
+# The registry's sources
 # --------------------------------------------------------------------------
 def load_sources(path: str | os.PathLike | None = None) -> dict[str, dict]:
-    """Reads and validates the corpus descriptions.
+    """Reads and validates the corpus sources (:func:`registry.load_sources`).
 
     Args:
-        path: JSON file to read; defaults to ``datasets/sources.json``.
-
-    Returns:
-        A dict mapping canonical corpus names to their descriptions.
+        path: JSON file to read; defaults to :data:`SOURCES_PATH`.
 
     Raises:
         ValueError: the file is missing, not JSON, or malformed; the message
             names the file, the corpus and the field.
     """
-    path = Path(path) if path is not None else SOURCES_PATH
+    return registry.load_sources(SOURCES_PATH if path is None else path)
+
+
+def _resolve(name: str, table: dict[str, dict]) -> str:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"Cannot read corpus sources {path}: {e}") from None
-    corpora = data.get("corpora") if isinstance(data, dict) else None
-    if not isinstance(corpora, dict) or not corpora:
-        raise ValueError(f"{path}: expected an object with a non-empty 'corpora' mapping.")
-    for key, src in corpora.items():
-        _validate_source(path, key, src)
-    return corpora
-
-
-def _validate_source(path: Path, key: str, src: object) -> None:
-    def bad(msg: str) -> ValueError:
-        return ValueError(f"{path}: corpus {key!r}: {msg}")
-
-    if not isinstance(src, dict):
-        raise bad("must be an object.")
-    for field in ("title", "homepage", "licence", "licence_url", "access", "layout"):
-        if not src.get(field):
-            raise bad(f"missing field {field!r}.")
-    if src["access"] not in ACCESS_KINDS:
-        raise bad(f"access must be one of {ACCESS_KINDS}. Received: access={src['access']!r}")
-    layout = src["layout"]
-    if not isinstance(layout, dict) or not isinstance(layout.get("pattern"), str):
-        raise bad("layout.pattern must be a string.")
-    expected = layout.get("expected_files")
-    if expected is not None and (not isinstance(expected, int) or expected <= 0):
-        raise bad(f"layout.expected_files must be a positive integer or null. Received: {expected!r}")
-    for rel in layout.get("required", []):
-        if not _is_plain_relpath(rel):
-            raise bad(f"layout.required entries must be relative paths. Received: {rel!r}")
-    files = src.get("files", [])
-    if not isinstance(files, list):
-        raise bad("files must be a list.")
-    if src["access"] == "download" and not files:
-        raise bad("a corpus with access 'download' needs at least one entry in files.")
-    if src["access"] != "download" and not src.get("instructions"):
-        raise bad(f"a corpus with access {src['access']!r} needs 'instructions'.")
-    for entry in files:
-        name = entry.get("filename")
-        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name in (".", ".."):
-            raise bad(f"files[].filename must be a plain file name. Received: {name!r}")
-        urls = entry.get("urls")
-        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
-            raise bad(f"{name}: urls must be a non-empty list of strings.")
-        for algo, length in (("md5", 32), ("sha256", 64)):
-            value = entry.get(algo)
-            if value is not None and not _is_hex(value, length):
-                raise bad(f"{name}: {algo} must be {length} hex digits or null. Received: {value!r}")
-        size = entry.get("size")
-        if size is not None and (not isinstance(size, int) or size <= 0):
-            raise bad(f"{name}: size must be a positive integer or null. Received: {size!r}")
-
-
-def _is_hex(value: object, length: int) -> bool:
-    return isinstance(value, str) and len(value) == length and bool(_HEX.fullmatch(value))
-
-
-def _is_plain_relpath(rel: object) -> bool:
-    if not isinstance(rel, str) or not rel or rel.startswith(("/", "\\")):
-        return False
-    return ".." not in rel.replace("\\", "/").split("/")
-
-
-def _normalise(name: str) -> str:
-    return re.sub(r"[\s_\-]", "", name.strip().lower())
-
-
-def _resolve(name: str, corpora: dict[str, dict]) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"A corpus name is required. Received: name={name!r}")
-    wanted = _normalise(name)
-    for key, src in corpora.items():
-        if wanted in {_normalise(key), *(_normalise(a) for a in src.get("aliases", []))}:
-            return key
-    raise ValueError(
-        f"Unknown corpus. Received: name={name!r}. Known corpora: {', '.join(sorted(corpora))}."
-    )
+        return registry.corpus_name(name, among=table)
+    except ParameterError:
+        own = registry.corpus_name(name)  # raises for an unknown name
+        raise ParameterError(
+            f"The {own} loader reads your own files; there is nothing to download. "
+            f"Received: name={name!r}. Downloadable corpora: {', '.join(corpora())}"
+        ) from None
 
 
 def corpora() -> list[str]:
-    """Returns the canonical names of all described corpora, sorted."""
-    return sorted(load_sources())
+    """The canonical names of the corpora with a source, in registry order."""
+    table = load_sources()
+    return [n for n in registry.corpus_names() if n in table]
 
 
 def source(name: str) -> dict:
@@ -428,58 +366,50 @@ def hint(name: str, *, to: str | os.PathLike | None = None) -> str:
 
 
 # --------------------------------------------------------------------------
-# Streaming, resumable, verified download
+# Resumable download through pooch
 # --------------------------------------------------------------------------
 def _say(quiet: bool, message: str) -> None:
     if not quiet:
         print(message, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _pooch_quiet():
+    """Silences pooch's INFO log (its own download and unzip messages)."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class _Progress:
-    """A progress line on stderr: redrawn in place on a terminal, every 10% otherwise."""
+    """pooch's progress-bar protocol (``total``, ``update``, ``reset``,
+    ``close``) as lines on stderr: one per 10% of a known size, one per
+    64 MB otherwise. ``offset``: bytes already on disk (a resume)."""
 
-    def __init__(self, label: str, total: int | None, start: int, quiet: bool):
-        self.label, self.total, self.start, self.quiet = label, total, start, quiet
-        self.stream = sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.t0 = self.last = time.monotonic()
-        self.next_step = 0.1
-        self.done = start
+    def __init__(self, label: str, offset: int):
+        self.label, self.offset = label, offset
+        self.total = self.n = 0  # pooch sets total: bytes of this answer (0: unknown)
+        self.shown = -1
 
-    def _line(self) -> str:
-        elapsed = max(time.monotonic() - self.t0, 1e-6)
-        rate = (self.done - self.start) / elapsed
-        if self.total:
-            pct = 100.0 * self.done / self.total
-            return f"{self.label}: {_human(self.done)} / {_human(self.total)} ({pct:5.1f}%) {_human(int(rate))}/s"
-        return f"{self.label}: {_human(self.done)} {_human(int(rate))}/s"
+    def update(self, n: int) -> None:
+        self.n += n
+        full = self.offset + self.total if self.total else None
+        done = self.offset + (min(self.n, self.total) if self.total else self.n)
+        step = 10 * done // full if full else done // (64 << 20)
+        if step > self.shown:
+            self.shown = step
+            of = f" / {_human(full)} ({100 * done / full:.0f}%)" if full else ""
+            print(f"{self.label}: {_human(done)}{of}", file=sys.stderr, flush=True)
 
-    def update(self, done: int) -> None:
-        self.done = done
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if self.tty:
-            if now - self.last >= 0.2:
-                self.stream.write("\r" + self._line() + "\x1b[K")
-                self.stream.flush()
-                self.last = now
-        elif self.total and done / self.total >= self.next_step:
-            self.stream.write(self._line() + "\n")
-            while done / self.total >= self.next_step:
-                self.next_step += 0.1
-        elif not self.total and now - self.last >= 30:
-            self.stream.write(self._line() + "\n")
-            self.last = now
+    def reset(self) -> None:
+        self.n = 0
 
     def close(self) -> None:
-        if self.quiet:
-            return
-        if self.tty:
-            self.stream.write("\r" + self._line() + "\x1b[K\n")
-        elif not self.total:
-            self.stream.write(self._line() + "\n")
-        self.stream.flush()
+        pass
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
@@ -492,10 +422,13 @@ def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
     return start, total
 
 
-def _network_error(url: str, reason: object, timeout: float) -> NetworkError:
+def _network_error(url: str, exc: Exception, timeout: float) -> NetworkError:
     host = urllib.parse.urlsplit(url).hostname or url
-    if isinstance(reason, (TimeoutError,)) or "timed out" in str(reason):
+    if isinstance(exc, requests.Timeout):
         reason = f"no answer within {timeout:g} s"
+    else:
+        m = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
+        reason = m.group(0).rstrip() if m else str(exc)
     return NetworkError(
         f"Could not connect to {host} to download {url}: {reason}. The machine seems to be "
         f"offline or the server is unreachable; check the network connection and proxy "
@@ -503,34 +436,79 @@ def _network_error(url: str, reason: object, timeout: float) -> NetworkError:
     )
 
 
-def _open(url: str, offset: int, timeout: float):
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        return urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError:
-        raise
-    except urllib.error.URLError as e:
-        raise _network_error(url, e.reason, timeout) from None
-    except (OSError, http.client.HTTPException) as e:
-        raise _network_error(url, e, timeout) from None
+class _Restart(Exception):
+    """The server answered a resume request with an unusable range."""
 
 
-def _stream_to_part(
-    url: str,
-    part: Path,
-    *,
-    size: int | None,
-    retries: int,
-    timeout: float,
-    chunk_size: int,
-    quiet: bool,
-) -> None:
-    """Fills ``part`` with the body of ``url``, resuming and retrying as needed."""
-    attempts = 0
-    restarts = 0
+class _Part:
+    """The output file given to pooch's HTTPDownloader: ``<dest>.part``.
+
+    ``on_response`` (a requests response hook) sees the answer before pooch
+    streams it: 206 with the requested offset appends to the part, 200
+    starts it over, a size other than the published one is refused.
+    """
+
+    def __init__(self, path: Path, url: str, size: int | None, quiet: bool):
+        self.path, self.url, self.size, self.quiet = path, url, size, quiet
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.received = self.offset
+        self.total: int | None = None
+        self.file = None
+
+    def on_response(self, response, *args, **kwargs):
+        status = response.status_code
+        if response.is_redirect or status >= 400:
+            return None  # requests follows redirects; pooch raises for errors
+        if status not in (200, 206):
+            raise HTTPStatusError(f"Unexpected HTTP status {status} while downloading {self.url}.")
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        label = self.path.name[: -len(".part")]
+        if status == 206:
+            start, total = _parse_content_range(response.headers.get("Content-Range"))
+            if start != self.offset:
+                response.close()
+                raise _Restart(f"{label}: the server resumed at the wrong offset; starting again.")
+            if total is None and length is not None:
+                total = self.offset + length
+            mode = "ab"
+        else:
+            if self.offset:
+                _say(self.quiet, f"{label}: the server does not support resuming (HTTP Range); starting again from byte 0.")
+            self.offset = self.received = 0
+            total, mode = length, "wb"
+        if self.size is not None and total is not None and total != self.size:
+            response.close()
+            self.path.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"Size mismatch for {label} at {self.url}: the server announces {total} bytes but the "
+                f"published size is {self.size} bytes. Nothing was kept; check the URL or mirror "
+                f"(pass --md5/--sha256/--size for a different file)."
+            )
+        self.total = total if total is not None else self.size
+        # Keep the bytes of a body cut short (urllib3 would drop the last
+        # chunk); the shortfall is detected and resumed by _fetch_part.
+        response.raw.enforce_content_length = False
+        self.file = open(self.path, mode)
+        return None
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.received += len(chunk)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _fetch_part(url: str, part: Path, *, size, retries, timeout, chunk_size, quiet) -> None:
+    """Fills ``part`` with the body of ``url`` through pooch's HTTPDownloader,
+    resuming with ``Range`` (the part of an earlier run, and up to ``retries``
+    truncated transfers)."""
+    attempts = restarts = 0
     label = part.name[: -len(".part")]
     while True:
         offset = part.stat().st_size if part.exists() else 0
@@ -542,13 +520,25 @@ def _stream_to_part(
             return
         if offset:
             _say(quiet, f"{label}: resuming at byte {offset} ({_human(offset)}).")
+        out = _Part(part, url, size, quiet)
+        progress = False if quiet else _Progress(label, offset)
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        downloader = pooch.HTTPDownloader(
+            progressbar=progress,
+            chunk_size=chunk_size,
+            timeout=timeout,
+            headers=headers,
+            hooks={"response": out.on_response},  # sees the answer before pooch streams it
+        )
+        cause = None
         try:
-            response = _open(url, offset, timeout)
-        except urllib.error.HTTPError as e:
-            if e.code == 416 and offset:
-                _, total = _parse_content_range(e.headers.get("Content-Range"))
-                e.close()
-                if total is not None and total == offset:
+            downloader(url, out, None)
+        except requests.HTTPError as e:
+            answer = e.response
+            if answer.status_code == 416 and offset:
+                if _parse_content_range(answer.headers.get("Content-Range"))[1] == offset:
                     return  # the part already holds the whole file
                 restarts += 1
                 if restarts > 1:
@@ -556,66 +546,30 @@ def _stream_to_part(
                 _say(quiet, f"{label}: the server rejected the resume offset; starting again.")
                 part.unlink()
                 continue
-            e.close()
             raise HTTPStatusError(
-                f"HTTP error {e.code} ({e.reason}) while downloading {url}."
+                f"HTTP error {answer.status_code} ({answer.reason}) while downloading {url}."
             ) from None
-        with response:
-            status = getattr(response, "status", 200)
-            length = response.headers.get("Content-Length")
-            length = int(length) if length and length.isdigit() else None
-            if offset and status == 206:
-                start, total = _parse_content_range(response.headers.get("Content-Range"))
-                if start != offset:
-                    restarts += 1
-                    if restarts > 1:
-                        raise DownloadError(f"The server answered a resume request for {url} with an unusable range.")
-                    _say(quiet, f"{label}: the server resumed at the wrong offset; starting again.")
-                    part.unlink()
-                    continue
-                if total is None and length is not None:
-                    total = offset + length
-                mode = "ab"
-            elif status == 200:
-                if offset:
-                    _say(quiet, f"{label}: the server does not support resuming (HTTP Range); starting again from byte 0.")
-                offset, total, mode = 0, length, "wb"
-            else:
-                raise HTTPStatusError(f"Unexpected HTTP status {status} while downloading {url}.")
-            if size is not None and total is not None and total != size:
-                if part.exists():
-                    part.unlink()
-                raise ChecksumError(
-                    f"Size mismatch for {label} at {url}: the server announces {total} bytes but the "
-                    f"published size is {size} bytes. Nothing was kept; check the URL or mirror "
-                    f"(pass --md5/--sha256/--size for a different file)."
-                )
-            if total is None:
-                total = size
-            progress = _Progress(label, total, offset, quiet)
-            received, cause = offset, None
-            with open(part, mode) as out:
-                while True:
-                    try:
-                        chunk = response.read(chunk_size)
-                    except (OSError, http.client.HTTPException) as e:
-                        cause = e
-                        break
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    received += len(chunk)
-                    progress.update(received)
-            progress.close()
+        except _Restart as e:
+            restarts += 1
+            if restarts > 1:
+                raise DownloadError(f"The server answered a resume request for {url} with an unusable range.") from None
+            _say(quiet, str(e))
+            part.unlink()
+            continue
+        except requests.RequestException as e:
+            if out.file is None:  # no answer at all
+                raise _network_error(url, e, timeout) from None
+            cause = e  # the transfer broke off
+        finally:
+            out.close()
+        received, total = out.received, out.total
         if cause is None and (total is None or received == total):
             return
         if total is not None and received > total:
             part.unlink()
-            raise DownloadError(
-                f"{url} sent {received} bytes, more than the {total} it announced; the file was deleted."
-            )
+            raise DownloadError(f"{url} sent {received} bytes, more than the {total} it announced; the file was deleted.")
         attempts += 1
-        why = f"{type(cause).__name__}: {cause}" if cause is not None else "connection closed early"
+        why = f"{type(cause).__name__}" if cause is not None else "connection closed early"
         if attempts > retries:
             raise IncompleteDownloadError(
                 f"Download of {url} stopped after {received} of {total if total is not None else '?'} "
@@ -634,34 +588,11 @@ def _digests(path: Path) -> dict[str, str]:
     return {"md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
 
 
-def _verify(path: Path, *, md5: str | None, sha256: str | None, size: int | None, url: str) -> dict:
-    """Checks ``path``; on mismatch deletes it and raises ChecksumError."""
-    got_size = path.stat().st_size
-    shown = path.name[: -len(".part")] if path.name.endswith(".part") else path.name
-    if size is not None and got_size != size:
-        path.unlink()
-        raise ChecksumError(
-            f"Size mismatch for {shown} downloaded from {url}: expected {size} bytes, got {got_size}. "
-            f"The file was deleted and nothing was extracted; run the command again to download it afresh."
-        )
-    digests = _digests(path)
-    for algo, expected in (("sha256", sha256), ("md5", md5)):
-        if expected and digests[algo] != expected.lower():
-            path.unlink()
-            raise ChecksumError(
-                f"Checksum mismatch for {shown} downloaded from {url}: expected {algo} {expected.lower()}, "
-                f"got {digests[algo]}. The file was deleted and nothing was extracted; run the command "
-                f"again, or check the URL or mirror."
-            )
-    verified = "sha256" if sha256 else "md5" if md5 else "size" if size is not None else None
-    return {"size": got_size, **digests, "verified": verified}
-
-
 def _check_hex(value: str | None, algo: str, length: int) -> str | None:
     if value is None:
         return None
-    if not _is_hex(value.strip().lower(), length):
-        raise ValueError(f"{algo} must be {length} hexadecimal digits. Received: {algo}={value!r}")
+    if not registry.is_hex(value.strip().lower(), length):
+        raise ParameterError(f"{algo} must be {length} hexadecimal digits. Received: {algo}={value!r}")
     return value.strip().lower()
 
 
@@ -679,11 +610,12 @@ def fetch(
 ) -> dict:
     """Downloads one file to ``dest`` (streamed, resumable, verified).
 
-    Bytes are written to ``dest + '.part'``; a part left by an earlier run is
-    resumed with an HTTP ``Range`` request, and a truncated transfer is
-    resumed up to ``retries`` times. ``dest`` appears only once the file is
-    complete and matches the given checksum/size. An existing ``dest`` that
-    verifies is not downloaded again.
+    ``pooch.retrieve`` does the download and the checksum check: an existing
+    ``dest`` that verifies is not downloaded again, one that does not is
+    replaced. Its downloader here writes to ``dest + '.part'``; a part left by
+    an earlier run is resumed with an HTTP ``Range`` request, and a truncated
+    transfer is resumed up to ``retries`` times. ``dest`` appears only once
+    the file is complete and matches the given checksum/size.
 
     Args:
         url: the URL, or a list of mirrors tried in order on HTTP/network errors.
@@ -703,64 +635,89 @@ def fetch(
     Raises:
         ChecksumError: checksum or size mismatch (the file is deleted).
         IncompleteDownloadError: still truncated after the retries (the part is kept).
-        NetworkError: the server cannot be reached.
+        NetworkError: the server cannot be reached (the message names the
+            URL and the manual route: save the file as ``dest`` yourself).
         HTTPStatusError: the server answered with an error status.
         ValueError: malformed arguments.
     """
     urls = [url] if isinstance(url, str) else list(url)
     if not urls:
-        raise ValueError(f"At least one URL is required. Received: url={url!r}")
+        raise ParameterError(f"At least one URL is required. Received: url={url!r}")
     for u in urls:
         if urllib.parse.urlsplit(u).scheme not in ("http", "https"):
-            raise ValueError(f"Only http and https URLs can be downloaded. Received: url={u!r}")
+            raise ParameterError(f"Only http and https URLs can be downloaded. Received: url={u!r}")
     md5 = _check_hex(md5, "md5", 32)
     sha256 = _check_hex(sha256, "sha256", 64)
     if size is not None and (not isinstance(size, int) or size <= 0):
-        raise ValueError(f"size must be a positive number of bytes. Received: size={size!r}")
+        raise ParameterError(f"size must be a positive number of bytes. Received: size={size!r}")
     if retries < 0 or chunk_size <= 0 or timeout <= 0:
-        raise ValueError(
+        raise ParameterError(
             f"retries must be >= 0, chunk_size and timeout > 0. Received: retries={retries}, "
             f"chunk_size={chunk_size}, timeout={timeout}"
         )
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = Path(dest).absolute()
     part = dest.with_name(dest.name + ".part")
-    if dest.exists():
-        if md5 or sha256 or size is not None:
-            try:
-                info = _verify(dest, md5=md5, sha256=sha256, size=size, url=str(dest))
-                _say(quiet, f"{dest.name}: already downloaded and verified.")
-                return {**info, "url": urls[0]}
-            except ChecksumError:
-                _say(quiet, f"{dest.name}: the existing file does not match; downloading it again.")
-        else:
-            _say(quiet, f"{dest.name}: already downloaded by an earlier run (no checksum to verify).")
-            return {"size": dest.stat().st_size, **_digests(dest), "verified": None, "url": urls[0]}
+    algo = "sha256" if sha256 else "md5" if md5 else None
+    known_hash = f"{algo}:{sha256 or md5}" if algo else None
+    verified = algo or ("size" if size is not None else None)
+    if dest.exists() and size is not None and dest.stat().st_size != size:
+        _say(quiet, f"{dest.name}: the existing file has the wrong size; downloading it again.")
+        dest.unlink()
     failures = []
     for u in urls:
+        got: dict[str, str] = {}
+
+        def downloader(url, tmp, _pooch, got=got):
+            _fetch_part(url, part, size=size, retries=retries, timeout=timeout, chunk_size=chunk_size, quiet=quiet)
+            if size is not None and part.stat().st_size != size:
+                found = part.stat().st_size
+                part.unlink()
+                raise ChecksumError(
+                    f"Size mismatch for {dest.name} downloaded from {url}: expected {size} bytes, got "
+                    f"{found}. The file was deleted and nothing was extracted; run the command again "
+                    f"to download it afresh."
+                )
+            got.update(_digests(part))
+            os.replace(part, tmp)  # pooch checks the hash, then renames tmp to dest
+
         try:
-            _stream_to_part(
-                u, part, size=size, retries=retries, timeout=timeout, chunk_size=chunk_size, quiet=quiet
-            )
+            with _pooch_quiet():
+                pooch.retrieve(u, known_hash, fname=dest.name, path=dest.parent, downloader=downloader)
         except (NetworkError, HTTPStatusError) as e:
             failures.append(e)
             if u != urls[-1]:
                 _say(quiet, f"{dest.name}: {e} Trying the next mirror.")
             continue
-        info = _verify(part, md5=md5, sha256=sha256, size=size, url=u)
-        os.replace(part, dest)
-        return {**info, "url": u}
+        except ValueError:  # pooch's hash mismatch; it deleted the download
+            if not got:
+                raise
+            raise ChecksumError(
+                f"Checksum mismatch for {dest.name} downloaded from {u}: expected {algo} "
+                f"{sha256 or md5}, got {got[algo]}. The file was deleted and nothing was extracted; "
+                f"run the command again, or check the URL or mirror."
+            ) from None
+        if not got:
+            got = _digests(dest)
+            _say(quiet, f"{dest.name}: already downloaded{' and verified' if verified else ' (no checksum to verify)'}.")
+        if md5 and sha256 and got["md5"] != md5:  # pooch checked the sha256
+            dest.unlink()
+            raise ChecksumError(f"Checksum mismatch for {dest.name}: expected md5 {md5}, got {got['md5']}; deleted.")
+        return {"size": dest.stat().st_size, **got, "verified": verified, "url": u}
     message = " ".join(f"[{i + 1}] {e}" for i, e in enumerate(failures)) if len(failures) > 1 else str(failures[0])
     if part.exists() and part.stat().st_size:
         message += (
             f" The partial download ({_human(part.stat().st_size)}) is kept at {part}; run the same "
             f"command again to resume."
         )
+    message += (
+        f" Or download {urls[0]} by other means and save it as {dest}: the same command then "
+        f"verifies and installs it without downloading."
+    )
     raise type(failures[-1])(message)
 
 
 # --------------------------------------------------------------------------
-# Safe extraction
+# Safe extraction (checks here, unpacking by pooch)
 # --------------------------------------------------------------------------
 def _safe_parts(member: str, archive: Path, dest: Path) -> list[str]:
     name = member.replace("\\", "/")
@@ -785,8 +742,9 @@ def _short(name: str) -> str:
 def _check_names(members: list[tuple[str, list[str], bool]], archive: Path, dest: Path) -> None:
     """Refuses, before anything is written, member names that cannot be
     extracted as given: a name too long for the file system (a component
-    over NAME_MAX bytes, or a whole path over PATH_MAX), or a name that is
-    both a file and a folder (``a`` and ``a/b``).
+    over NAME_MAX bytes, or a whole path over PATH_MAX), a name that is
+    both a file and a folder (``a`` and ``a/b``), a file given twice or one
+    that exists in ``dest`` already (never overwritten).
 
     ``members``: ``(name, parts, is_dir)`` as ``_safe_parts`` split them.
     """
@@ -815,8 +773,15 @@ def _check_names(members: list[tuple[str, list[str], bool]], archive: Path, dest
             )
         for n in range(1, len(parts)):
             folders.setdefault(tuple(parts[:n]), name)
-        if parts:
-            (folders if is_dir else files).setdefault(tuple(parts), name)
+        if parts and not is_dir:
+            if tuple(parts) in files or dest.joinpath(*parts).exists():
+                raise CorruptArchiveError(
+                    f"{archive} contains {name!r} twice (or it clashes with another downloaded "
+                    f"file); refusing to overwrite it."
+                )
+            files[tuple(parts)] = name
+        elif parts:
+            folders.setdefault(tuple(parts), name)
     for key, name in files.items():
         if key in folders:
             raise UnsafeArchiveError(
@@ -834,88 +799,54 @@ def _check_space(dest: Path, needed: int, archive: Path) -> None:
         )
 
 
-def _extract_zip(archive: Path, dest: Path) -> int:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            plan = []
-            for info in infos:
-                parts = _safe_parts(info.filename, archive, dest)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise UnsafeArchiveError(
-                        f"Refusing to extract {archive}: member {info.filename!r} is a symbolic link. "
-                        f"Nothing was extracted."
-                    )
-                plan.append((info, parts))
-            _check_names([(i.filename, p, i.is_dir()) for i, p in plan], archive, dest)
-            _check_space(dest, sum(i.file_size for i in infos), archive)
-            count = 0
-            for info, parts in plan:
-                if not parts:
-                    continue
-                target = dest.joinpath(*parts)
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    out = open(target, "xb")
-                except FileExistsError:
-                    raise CorruptArchiveError(
-                        f"{archive} contains {info.filename!r} twice (or it clashes with another "
-                        f"downloaded file); refusing to overwrite it."
-                    ) from None
-                except OSError as e:
-                    raise DownloadError(
-                        f"Cannot extract {info.filename!r} from {archive}: {e.strerror or e}."
-                    ) from None
-                with out, zf.open(info) as src:  # zipfile checks each member's CRC-32
-                    shutil.copyfileobj(src, out, CHUNK_SIZE)
-                count += 1
-            return count
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
-        raise CorruptArchiveError(f"{archive} is not a valid zip archive: {e}") from None
+class _Untar(pooch.Untar):
+    """pooch's Untar with tarfile's ``data`` filter, which pooch passes only
+    on Python >= 3.12 (it normalises modes and drops owners)."""
+
+    def _extract_file(self, fname, extract_dir):
+        with tarfile.open(fname, "r") as tar_file:
+            tar_file.extractall(path=extract_dir, filter="data")
 
 
-def _extract_tar(archive: Path, dest: Path) -> int:
-    try:
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            named = []
-            for m in members:
-                named.append((m.name, _safe_parts(m.name, archive, dest), m.isdir()))
-                if m.issym() or m.islnk():
-                    raise UnsafeArchiveError(
-                        f"Refusing to extract {archive}: member {m.name!r} is a link. Nothing was extracted."
-                    )
-                if not (m.isfile() or m.isdir()):
-                    raise UnsafeArchiveError(
-                        f"Refusing to extract {archive}: member {m.name!r} is a device or special file. "
-                        f"Nothing was extracted."
-                    )
-            _check_names(named, archive, dest)
-            _check_space(dest, sum(m.size for m in members), archive)
-            kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            try:
-                tf.extractall(dest, members=members, **kwargs)
-            except OSError as e:
-                raise DownloadError(
-                    f"Cannot extract {e.filename or 'a member'} from {archive}: {e.strerror or e}."
-                ) from None
-            return sum(1 for m in members if m.isfile())
-    except (tarfile.TarError, zlib.error, EOFError) as e:
-        if isinstance(e, getattr(tarfile, "FilterError", ())):
-            raise UnsafeArchiveError(f"Refusing to extract {archive}: {e}") from None
-        raise CorruptArchiveError(f"{archive} is not a valid tar archive: {e}") from None
+def _zip_plan(archive: Path, dest: Path) -> tuple[list, int]:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+    plan = []
+    for info in infos:
+        parts = _safe_parts(info.filename, archive, dest)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UnsafeArchiveError(
+                f"Refusing to extract {archive}: member {info.filename!r} is a symbolic link. "
+                f"Nothing was extracted."
+            )
+        plan.append((info.filename, parts, info.is_dir()))
+    return plan, sum(i.file_size for i in infos)
+
+
+def _tar_plan(archive: Path, dest: Path) -> tuple[list, int]:
+    with tarfile.open(archive) as tf:
+        members = tf.getmembers()
+    plan = []
+    for m in members:
+        plan.append((m.name, _safe_parts(m.name, archive, dest), m.isdir()))
+        if m.issym() or m.islnk():
+            raise UnsafeArchiveError(f"Refusing to extract {archive}: member {m.name!r} is a link. Nothing was extracted.")
+        if not (m.isfile() or m.isdir()):
+            raise UnsafeArchiveError(
+                f"Refusing to extract {archive}: member {m.name!r} is a device or special file. "
+                f"Nothing was extracted."
+            )
+    return plan, sum(m.size for m in members)
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def is_archive(path: str | os.PathLike) -> bool:
     """True if ``path`` is a zip or tar (optionally gz/bz2/xz) archive, judged by content."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+    if _is_zip(Path(path)):
         return True
     try:
         return tarfile.is_tarfile(path)
@@ -927,8 +858,9 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> int:
     """Extracts a zip or tar archive into ``dest``, refusing unsafe members.
 
     Every member name is checked before anything is written: absolute paths,
-    ``..`` components, links and special files are refused ("zip slip").
-    Existing files are never overwritten.
+    ``..`` components, links and special files are refused ("zip slip"), and
+    existing files are never overwritten. pooch's ``Unzip``/``Untar`` then
+    unpack the archive (zip members are CRC-checked).
 
     Args:
         archive: the archive file (type detected from its content).
@@ -942,17 +874,28 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike) -> int:
             system, a name that is both a file and a folder (nothing
             extracted).
         CorruptArchiveError: unreadable archive, CRC error, duplicate member.
-        DownloadError: not enough disk space.
+        DownloadError: not enough disk space, or a file cannot be written.
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    with open(archive, "rb") as f:
-        head = f.read(4)
-    if head in (b"PK\x03\x04", b"PK\x05\x06"):
-        return _extract_zip(archive, dest)
-    if is_archive(archive):
-        return _extract_tar(archive, dest)
-    raise CorruptArchiveError(f"{archive} is neither a zip nor a tar archive.")
+    zipped = _is_zip(archive)
+    if not zipped and not is_archive(archive):
+        raise CorruptArchiveError(f"{archive} is neither a zip nor a tar archive.")
+    kind = "zip" if zipped else "tar"
+    try:
+        plan, needed = (_zip_plan if zipped else _tar_plan)(archive, dest)
+        _check_names(plan, archive, dest)
+        _check_space(dest, needed, archive)
+        unpack = (pooch.Unzip if zipped else _Untar)(extract_dir=str(dest.absolute()))
+        with _pooch_quiet():
+            unpack(str(archive.absolute()), "download", None)
+    except getattr(tarfile, "FilterError", ()) as e:
+        raise UnsafeArchiveError(f"Refusing to extract {archive}: {e}") from None
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, NotImplementedError) as e:
+        raise CorruptArchiveError(f"{archive} is not a valid {kind} archive: {e}") from None
+    except OSError as e:
+        raise DownloadError(f"Cannot extract {e.filename or 'a member'} from {archive}: {e.strerror or e}.") from None
+    return sum(1 for _, parts, is_dir in plan if parts and not is_dir)
 
 
 # --------------------------------------------------------------------------
@@ -1059,7 +1002,7 @@ def download(
         raise ManualDownloadRequired(hint(key, to=to))
     if url is not None:
         if len(published) > 1:
-            raise ValueError(
+            raise ParameterError(
                 f"--url replaces the single archive of a corpus, but {key} is published as "
                 f"{len(published)} files. Received: url={url!r}"
             )
@@ -1070,7 +1013,7 @@ def download(
         files = [entry]
     else:
         if overridden and len(published) > 1:
-            raise ValueError(
+            raise ParameterError(
                 f"--md5/--sha256/--size apply to a corpus published as one archive; {key} has "
                 f"{len(published)} files. Received: md5={md5!r}, sha256={sha256!r}, size={size!r}"
             )
@@ -1226,7 +1169,7 @@ def _install(key, src, to, files, work, lock_path, overridden, retries, timeout,
                 ],
                 "layout": {"pattern": layout["pattern"], "files": count, "expected_files": expected},
             }
-            (root / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            fileio.atomic_write_text(root / RECORD_NAME, json.dumps(record, indent=2) + "\n")
             if to.is_dir():
                 to.rmdir()  # empty, checked above
             os.rename(root, to)
@@ -1238,10 +1181,13 @@ def _install(key, src, to, files, work, lock_path, overridden, retries, timeout,
 # --------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------
+PROG = "python -m datasets.download"
+
+
 def _list_text() -> str:
     table = load_sources()
     rows = [("NAME", "ACCESS", "LICENCE", "TITLE")]
-    for key in sorted(table):
+    for key in corpora():
         src = table[key]
         rows.append((key, src["access"], src["licence"], src["title"]))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -1255,14 +1201,24 @@ def _list_text() -> str:
     return "\n".join(lines)
 
 
+class _UsageError(Exception):
+    """A command-line mistake: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _UsageError(message)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m datasets.download",
-        description="Download a speech emotion corpus into DIR, or explain how to obtain it.",
+    parser = _Parser(
+        prog=PROG,
+        description="Download a speech emotion corpus into DIR, or explain how to obtain it. "
+        "Options are spelt --download-dir or --download_dir alike.",
         epilog="Exit status: 0 installed or already complete; 1 download failed; "
         "2 manual/licence-gated corpus (instructions printed) or bad arguments.",
     )
-    parser.add_argument("name", nargs="?", help="corpus name (see --list)")
+    parser.add_argument("name", nargs="?", help="corpus name or alias (see --list)")
     parser.add_argument("--to", metavar="DIR", help="data directory to create")
     parser.add_argument("--list", action="store_true", help="list corpora with licence and access")
     parser.add_argument("--url", help="download from this URL (mirror or your own copy)")
@@ -1277,21 +1233,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _normalise_argv(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``--download_dir`` -> ``--download-dir`` for the parser's options, so
+    that both spellings work; everything after ``--`` is left alone."""
+    known = {o for action in parser._actions for o in action.option_strings}
+    out = []
+    for n, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[n:])
+        name, sep, value = arg.partition("=")
+        dashed = "--" + name[2:].replace("_", "-")
+        out.append(dashed + sep + value if name.startswith("--") and dashed in known else arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(_normalise_argv(argv, parser))
+        if not args.list and not args.name:
+            raise _UsageError("NAME is required (or use --list)")
+        if not args.list and not args.to:
+            raise _UsageError(f"--to DIR is required. {hint(args.name) if _known(args.name) else ''}".rstrip())
+    except SystemExit as e:  # --help
+        return e.code
+    except _UsageError as e:
+        print(f"{PROG}: error: {str(e).rstrip('.')}. Try --help.", file=sys.stderr)
+        return 2
     if args.list:
         print(_list_text())
         return 0
-    if not args.name:
-        parser.print_usage(sys.stderr)
-        print("error: NAME is required (or use --list).", file=sys.stderr)
-        return 2
-    if not args.to:
-        parser.print_usage(sys.stderr)
-        print(f"error: --to DIR is required. {hint(args.name) if _known(args.name) else ''}".rstrip(), file=sys.stderr)
-        return 2
     try:
         download(
             args.name,

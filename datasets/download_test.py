@@ -217,10 +217,12 @@ def test_hint_specifics_and_aliases():
     assert "bc696df654c87fed845eb13823edef8a" in dl.hint("ravdess")
     assert "none is published" in dl.hint("tess")
     assert dl.hint("EMO-DB") == dl.hint("emodb") and dl.hint("CREMA-D") == dl.hint("cremad") == dl.hint("crema_d")
-    assert dl.hint("thai_ser") == dl.hint("thaiser")
+    assert dl.hint("thai_ser") == dl.hint("thaiser") == dl.hint("VISTEC")
     assert "DIR/wav/03a01Fa.wav" in dl.hint("emodb")
-    with pytest.raises(ValueError, match=r"Received: name='nope'.*Known corpora: cremad"):
+    with pytest.raises(ValueError, match=r"Received: name='nope'.*Known corpora: ravdess, emodb, tess"):
         dl.hint("nope")
+    with pytest.raises(ValueError, match=r"reads your own files; there is nothing to download"):
+        dl.hint("Folder")
 
 
 # --------------------------------------------------------------------------
@@ -242,7 +244,7 @@ def test_check_reports_missing_partial_nested_and_lfs_pointer(tmp_path):
     (nested / "Actor_01").mkdir(parents=True)
     (nested / "Actor_01" / "03-01-01-01-01-01-01.wav").write_bytes(_wav_bytes(0))
     status = dl.check("ravdess", tmp_path / "outer")
-    assert not status.complete and f"use that directory instead" in status.message and str(nested) in status.message
+    assert not status.complete and "use that directory instead" in status.message and str(nested) in status.message
     status = dl.check("ravdess", nested)
     assert not status.complete and status.message.startswith("found 1 of 1440")
     crema = tmp_path / "crema" / "AudioWAV"
@@ -572,3 +574,86 @@ def test_cli_module_entry_point_list_and_gated(tmp_path):
     )
     assert gated.returncode == 2
     assert "https://sail.usc.edu/iemocap/release_form.php" in gated.stderr
+
+
+# --------------------------------------------------------------------------
+# pooch underneath, and what is kept on top of it
+# --------------------------------------------------------------------------
+def test_progress_lines_and_the_record_written_atomically(serve, tmp_path, capsys):
+    data = _ravdess_zip()
+    server = serve({"/ravdess.zip": data})
+    out = _download_ravdess(server, tmp_path, data)
+    err = capsys.readouterr().err
+    assert re.search(r"Audio_Speech_Actors_01-24\.zip: [\d.]+ kB / [\d.]+ kB \(100%\)", err), err
+    assert "Downloading data from" not in err and "Unzipping" not in err  # pooch's log stays quiet
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (out / dl.RECORD_NAME).stat().st_mode & 0o777 == 0o666 & ~mask  # speechmodel.fileio's mode
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_offline_error_names_the_manual_route_and_the_route_works(tmp_path):
+    data = _ravdess_zip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/ravdess.zip"
+    with pytest.raises(dl.NetworkError) as err:
+        dl.download("ravdess", tmp_path / "r", url=url, md5=_md5(data), timeout=5.0, quiet=True)
+    dest = tmp_path / ".r.download" / "Audio_Speech_Actors_01-24.zip"
+    assert f"Or download {url} by other means and save it as {dest}" in str(err.value)
+    dest.parent.mkdir(exist_ok=True)
+    dest.write_bytes(data)  # the manual route: no network needed any more
+    out = dl.download("ravdess", tmp_path / "r", url=url, md5=_md5(data), timeout=5.0, quiet=True)
+    assert (out / RAVDESS_MEMBERS[0]).read_bytes() == _wav_bytes(0)
+    assert json.loads((out / dl.RECORD_NAME).read_text())["files"][0]["verified_by"] == "md5"
+
+
+def test_duplicate_zip_member_is_refused_before_writing(tmp_path):
+    archive = tmp_path / "dup.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Actor_01/a.wav", b"one")
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("Actor_01/a.wav", b"two")
+    with pytest.raises(dl.CorruptArchiveError, match="twice"):
+        dl.extract(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+    (tmp_path / "out2" / "Actor_01").mkdir(parents=True)
+    (tmp_path / "out2" / "Actor_01" / "b.wav").write_bytes(b"mine")
+    other = tmp_path / "other.zip"
+    other.write_bytes(_zip({"Actor_01/b.wav": b"theirs"}))
+    with pytest.raises(dl.CorruptArchiveError, match="refusing to overwrite"):
+        dl.extract(other, tmp_path / "out2")
+    assert (tmp_path / "out2" / "Actor_01" / "b.wav").read_bytes() == b"mine"
+
+
+def test_tar_member_modes_are_normalised(tmp_path):
+    archive = tmp_path / "modes.tar"
+    with tarfile.open(archive, "w") as tf:
+        info = tarfile.TarInfo("Actor_01/x.wav")
+        info.size, info.mode = 4, 0o6777  # setuid, setgid, world-writable
+        tf.addfile(info, io.BytesIO(b"RIFF"))
+    assert dl.extract(archive, tmp_path / "out") == 1
+    mode = (tmp_path / "out" / "Actor_01" / "x.wav").stat().st_mode
+    assert not mode & (stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH)
+
+
+def test_cli_accepts_both_flag_spellings_help_and_one_line_usage_errors(serve, tmp_path, capsys):
+    data = _ravdess_zip()
+    server = serve({"/ravdess.zip": data})
+    keep = tmp_path / "archives"
+    argv = ["ravdess", "--to", str(tmp_path / "ravdess"), "--url", server.url("/ravdess.zip"),
+            "--md5", _md5(data), "--download_dir", str(keep), "--keep-archives", "--quiet"]
+    assert dl.main(argv) == 0
+    assert (keep / "Audio_Speech_Actors_01-24.zip").is_file()
+    argv = ["ravdess", "--to", str(tmp_path / "again"), "--url", server.url("/ravdess.zip"),
+            "--md5", _md5(data), "--download-dir", str(keep), "--keep_archives", "--quiet"]
+    assert dl.main(argv) == 0
+    capsys.readouterr()
+    assert dl.main(["--help"]) == 0 and dl.main(["-h"]) == 0
+    assert "--download-dir" in capsys.readouterr().out
+    for bad in (["--bogus"], [], ["ravdess"], ["ravdess", "--to", "x", "--size", "big"], ["--download_dir"]):
+        assert dl.main(bad) == 2, bad
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("python -m datasets.download: error: "), err
+        assert err.rstrip().endswith("Try --help."), err

@@ -29,6 +29,7 @@ def test_corpus_names_and_aliases():
     assert datasets.corpus_name("EMO-DB") == "emodb"
     assert datasets.corpus_name("crema-d") == "cremad"
     assert datasets.corpus_name("Thai_SER") == "thaiser"
+    assert datasets.corpus_name("vistec") == "thaiser"  # VISTEC's THAI SER corpus
     with pytest.raises(ValueError, match=r"name='mspodcast'.*ravdess, emodb"):
         datasets.corpus_name("mspodcast")
 
@@ -48,3 +49,11 @@ def test_unknown_option_lists_valid_ones(tmp_path):
         datasets.load("iemocap", tmp_path, classes_="4")
     with pytest.raises(ValueError, match="Valid options: none"):
         datasets.load("emodb", tmp_path, foo=1)
+
+
+def test_an_alias_loads_the_corpus_under_its_canonical_name(tmp_path):
+    with pytest.raises(datasets.CorpusError) as info:
+        datasets.load("VISTEC", tmp_path / "nowhere")
+    assert info.value.corpus == "thaiser"
+    with pytest.raises(ValueError, match=r"Received: name='vistec-2'.*Known corpora: ravdess"):
+        datasets.load("vistec-2", tmp_path)

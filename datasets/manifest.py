@@ -27,11 +27,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 
 import numpy as np
 
 from . import emotions as emotions_lib
+from speechmodel import fileio
 from speechmodel.audio import AUDIO_EXTENSIONS
 from speechmodel.errors import Error
 
@@ -528,15 +528,11 @@ class Manifest:
         text, intensity, extra`` (``extra`` as a JSON list of pairs; empty
         cells for ``None``). Problems and ``excluded`` are not written.
         """
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".manifest-", suffix=".csv", dir=folder)
-        try:
+        with fileio.atomic_path(path) as tmp:
             # File names that are not UTF-8 (kept by Python as surrogate
             # escapes) are written back as their own bytes, and read back
             # to the same name.
-            with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+            with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
                 writer = csv.writer(f)
                 writer.writerow(CSV_COLUMNS)
                 for u in self._utterances:
@@ -548,11 +544,6 @@ class Manifest:
                         json.dumps([list(p) for p in u.extra]) if u.extra else ""
                     )
                     writer.writerow(row)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
 
     @classmethod
     def from_csv(cls, path, *, name=None):

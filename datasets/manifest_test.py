@@ -140,6 +140,35 @@ def test_csv_round_trip(tmp_path):
     back = Manifest.from_csv(path)
     assert back.utterances == m.utterances
     assert not [p for p in os.listdir(path.parent) if p.startswith(".")]  # no temp left
+    # The mode of every other file (0666 minus the umask), not mkstemp's 0600.
+    from speechmodel import fileio
+
+    assert os.stat(path).st_mode & 0o777 == fileio.default_mode()
+
+
+def test_csv_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    import csv
+
+    path = tmp_path / "manifest.csv"
+    _small().select(emotions=["sad"]).to_csv(path)
+    before = path.read_bytes()
+
+    class DiesOnTheSecondRow:
+        def __init__(self, f):
+            self.writer, self.rows = real_writer(f), 0
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows == 3:
+                raise OSError(28, "No space left on device")
+            self.writer.writerow(row)
+
+    real_writer = csv.writer
+    monkeypatch.setattr(csv, "writer", DiesOnTheSecondRow)
+    with pytest.raises(OSError, match="No space left"):
+        _small().to_csv(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["manifest.csv"]
 
 
 def test_from_csv_relative_paths_and_errors(tmp_path):

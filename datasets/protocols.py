@@ -82,7 +82,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import warnings
 import zlib
 
@@ -90,6 +89,7 @@ import numpy as np
 
 from . import emotions as emotions_lib
 from .manifest import UNKNOWN_SPEAKER, Manifest, natural_key
+from speechmodel import fileio
 
 logger = logging.getLogger(__name__)
 
@@ -940,19 +940,7 @@ def write_folds(folds, manifest, path, *, test_manifest=None):
         "test_manifest": _manifest_record(test_manifest),
         "folds": [f.to_dict() for f in folds],
     }
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".folds-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    fileio.atomic_write_text(path, json.dumps(data, indent=1) + "\n")
 
 
 def read_folds(path, *, manifest=None, test_manifest=None):

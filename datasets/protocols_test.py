@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -411,6 +412,7 @@ def test_write_read_round_trip(tmp_path):
     write_folds(folds, m, path)
     assert read_folds(path) == folds
     assert read_folds(path, manifest=m) == folds
+    assert os.listdir(path.parent) == ["folds.json"]  # no temporary file left
     data = json.loads(path.read_text())
     assert data["folds"][0]["test_speakers"] == ["Ses01F", "Ses01M"]
     assert data["manifest"]["n"] == len(m)

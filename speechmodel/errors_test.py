@@ -35,6 +35,7 @@ def test_every_public_exception_derives_from_the_root():
             if (
                 inspect.isclass(value)
                 and issubclass(value, BaseException)
+                and not issubclass(value, Warning)
                 and value.__module__ == module.__name__
                 and not attr.startswith("_")
             ):

@@ -36,8 +36,9 @@ import shutil
 import sys
 import tempfile
 
-from speechmodel.inference import KerasInferenceModel, ModelError, load_model
+from speechmodel import fileio
 from speechmodel.errors import Error
+from speechmodel.inference import KerasInferenceModel, ModelError, load_model
 
 
 class ExportError(Error, ValueError):
@@ -99,18 +100,21 @@ def serving_function(recognizer):
     return serve, class_names
 
 
-def _replace_directory(source, target, overwrite):
+def _replace_directory(source, target, overwrite, staging):
+    """Renames the complete directory ``source`` to ``target``. An existing
+    ``target`` (``overwrite``) is first renamed into ``staging`` (the
+    caller removes it), so that a kill leaves the old export or the new
+    one beside ``staging``, never a half-deleted one. (A directory has no
+    atomic replace: ``speechmodel.fileio`` is for files.)"""
     if os.path.lexists(target):
         if not overwrite:
             raise ExportError(
                 f"{target} already exists; pass overwrite=True (--overwrite) "
                 "to replace it"
             )
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        else:
-            os.unlink(target)
+        os.replace(target, os.path.join(staging, "previous"))
     os.replace(source, target)
+    fileio.fsync_directory(os.path.dirname(target))
 
 
 def export_saved_model(model, directory, *, overwrite=False):
@@ -151,7 +155,7 @@ def export_saved_model(model, directory, *, overwrite=False):
             f.write("".join(f"{c}\n" for c in class_names))
         with open(os.path.join(extra, "feature_config.json"), "w", encoding="utf-8") as f:
             json.dump(recognizer.features.to_dict(), f, indent=2)
-        _replace_directory(target, directory, overwrite)
+        _replace_directory(target, directory, overwrite, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {
@@ -178,8 +182,6 @@ def export_tflite(model, path, *, saved_model_dir=None, overwrite=False):
         ``"builtins+select_tf_ops"``), ``class_names``.
     """
     import tensorflow as tf
-
-    from speechmodel.inference import write_bytes
 
     path = os.path.abspath(os.fspath(path))
     if os.path.lexists(path) and not overwrite:
@@ -225,7 +227,7 @@ def export_tflite(model, path, *, saved_model_dir=None, overwrite=False):
                 errors.append(f"{ops}: {type(exc).__name__}: {first[:300]}")
         else:
             raise ExportError("TFLite conversion failed: " + "; ".join(errors))
-        write_bytes(flatbuffer, path)
+        fileio.atomic_write_bytes(path, flatbuffer)
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -83,3 +83,34 @@ def test_exports_refuse_to_overwrite_and_bad_models(exported, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "out")
     with pytest.raises(SystemExit):
         E.main([str(root / "model.keras")])  # Neither output: argparse usage error (2).
+
+
+def test_overwrite_replaces_the_export_whole_and_a_failure_keeps_the_old(exported, tmp_path, monkeypatch):
+    import stat
+
+    from speechmodel import fileio
+
+    recognizer, root = exported
+    # The TFLite file has the mode of every other file (not mkstemp's 0600).
+    assert stat.S_IMODE(os.stat(root / "model.tflite").st_mode) == fileio.default_mode()
+    target = tmp_path / "out" / "saved"
+    target.mkdir(parents=True)
+    (target / "old.txt").write_text("the previous export\n")
+
+    def fails(self, *args, **kwargs):
+        raise RuntimeError("killed while writing")
+
+    with monkeypatch.context() as m:
+        # ExportArchive() makes an instance of the backend's own class.
+        m.setattr(type(keras.export.ExportArchive()), "write_out", fails)
+        with pytest.raises(RuntimeError, match="killed while writing"):
+            E.export_saved_model(recognizer, target, overwrite=True)
+    assert os.listdir(target) == ["old.txt"]  # untouched
+    assert os.listdir(tmp_path / "out") == ["saved"]  # no staging left
+
+    info = E.export_saved_model(recognizer, target, overwrite=True)
+    assert info["path"] == str(target)
+    assert not (target / "old.txt").exists()
+    assert (target / "saved_model.pb").is_file()
+    assert (target / "assets.extra" / "class_names.txt").read_text().splitlines() == CLASSES
+    assert os.listdir(tmp_path / "out") == ["saved"]

@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from speechmodel import audio
 from speechmodel import features as F
+from speechmodel import fileio
 from speechmodel.config import FeatureConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -99,15 +100,10 @@ class FailureLog:
                     self.failures.append((file, reason))
 
     def _save(self):
-        import tempfile
-
-        directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".failures-")
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-                json.dump([list(item) for item in self.failures], f, ensure_ascii=False)
-            os.replace(tmp, self.path)
+            fileio.atomic_write_text(
+                self.path, json.dumps([list(item) for item in self.failures], ensure_ascii=False)
+            )
         except OSError as exc:  # The record in memory stands.
             logging.warning("Cannot keep the failure log in %s: %s", self.path, exc)
 

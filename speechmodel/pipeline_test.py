@@ -130,6 +130,22 @@ def test_failure_log_records_each_file_once():
     assert log.failures == [("a.wav", "broken")]
 
 
+def test_failure_log_file_survives_a_restart(tmp_path):
+    import os
+    import stat
+
+    from speechmodel import fileio
+
+    path = tmp_path / "run" / "failures.json"
+    log = FailureLog(path)
+    name = os.fsdecode(b"caf\xe9.wav")  # a file name that is not UTF-8
+    assert not log.record(name, f"{name}: broken")
+    assert not log.record(b"b.wav", b"b.wav: empty")
+    assert stat.S_IMODE(os.stat(path).st_mode) == fileio.default_mode()
+    assert os.listdir(path.parent) == ["failures.json"]  # no temporary file left
+    assert FailureLog(path).failures == [(name, "broken"), ("b.wav", "empty")]
+
+
 def test_custom_feature_config_flows_through():
     files = ravdess_files("Actor_07/*.wav")[:2]
     config = FeatureConfig(n_mels=40, segment_frames=32, segment_hop=16)

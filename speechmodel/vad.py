@@ -173,7 +173,7 @@ class VoicingVAD:
     name = "voicing"
 
     def __init__(self, sample_rate, **options):
-        from speechmodel.inference import VoicingDetector
+        from speechmodel.signal import VoicingDetector
 
         self.sample_rate = int(sample_rate)
         self._options = options

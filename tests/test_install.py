@@ -90,7 +90,7 @@ def test_pip_install_gives_the_library_and_no_top_level_datasets(installed):
     assert records and all(not r.startswith("datasets/") for r in records)
     info = json.loads(_run([python, "-c", (
         "import json, speechmodel; from speechmodel import datasets; "
-        "from speechmodel.training.cli import default_config_path; "
+        "from speechmodel.training.config import default_config_path; "
         "print(json.dumps([speechmodel.__file__, datasets.__name__, datasets.load_ravdess.__module__, "
         "default_config_path('ravdess')]))"
     )], elsewhere))

@@ -97,6 +97,8 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     # The fold model is a deployable recognizer: loads in safe mode.
     import keras
 
+    from speechmodel import models  # noqa: F401 (registers the classes, as infer.py does)
+
     model = keras.saving.load_model(out / "folds" / "fold1" / "model.keras", safe_mode=True)
     assert model.class_names == ["neutral", "happy", "sad", "angry"]
 
@@ -133,7 +135,8 @@ def test_killed_run_resumes_to_the_same_layout(corpus, tmp_path):
     config.write_text(json.dumps(slow))
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen(train_command(corpus, out, config), cwd=REPO, env=env,
+    command = train_command(corpus, out, config, "--nofinal_model")  # tests/test_final_model.py
+    proc = subprocess.Popen(command, cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = out / "folds" / "fold1" / "history.csv"
     deadline = time.time() + 600
@@ -148,15 +151,17 @@ def test_killed_run_resumes_to_the_same_layout(corpus, tmp_path):
     assert not (out / "metrics.json").exists()
     assert not (out / "folds" / "fold1" / "result.json").exists()
 
-    resumed = run(train_command(corpus, out, config))
+    resumed = run(command)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     epochs = [int(float(row["epoch"])) for row in csv.DictReader(history.open())]
     assert epochs[0] == 0 and epochs[-1] <= 3  # continued, not restarted past 4 epochs
     assert len(epochs) <= 4 + 1
     assert (out / "metrics.json").exists()
+    # The folds (the final model after them, laid out as a fold: see
+    # tests/test_final_model.py).
     assert layout(out) == sorted(
         ["config.json", "metrics.json", "predictions.csv", "confusion.png", "folds.json", "manifest.csv"]
-        + [f"folds/{f}/{n}" for f in ("fold1", "fold2") for n in
+        + [f"{f}/{n}" for f in ("folds/fold1", "folds/fold2") for n in
            ("history.csv", "curves.png", "model.keras", "result.json", "best.weights.h5", "monitor.json")]
     )
 
@@ -175,7 +180,7 @@ def test_two_stage_mode_and_a_classical_model_write_the_same_artifacts(corpus, t
     two_stage["training"].update(mode="two_stage", segment_epochs=1, embedding_cache=str(tmp_path / "emb"))
     config.write_text(json.dumps(two_stage))
     out = tmp_path / "two_stage"
-    result = run(train_command(corpus, out, config))
+    result = run(train_command(corpus, out, config, "--nofinal_model"))
     assert result.returncode == 0, result.stderr[-3000:]
     fold = json.loads((out / "folds" / "fold1" / "result.json").read_text())
     assert fold["mode"] == "two_stage" and fold["head_seconds_per_epoch"] > 0
@@ -183,7 +188,7 @@ def test_two_stage_mode_and_a_classical_model_write_the_same_artifacts(corpus, t
     # One entry per file and fine-tuned CNN: each fold embeds its training
     # and validation files (2 folds, one CNN each).
     folders = sorted((tmp_path / "emb").iterdir())
-    assert len(folders) == 2
+    assert len(folders) == 2 and not (out / "final").exists()
     assert all(len(list(f.glob("*.npy"))) > 0 for f in folders)
 
     svm = tmp_path / "svm"

@@ -48,6 +48,7 @@ def run_classical_fold(
     inner_splits=4,
     n_jobs=1,
     allow_speaker_overlap=False,
+    progress=None,
 ):
     """Grid search, refit and test predictions for one outer fold.
 
@@ -70,6 +71,8 @@ def run_classical_fold(
         n_jobs: parallel fits of the grid search.
         allow_speaker_overlap: accept a test speaker that also appears in
             train/val (speaker-dependent protocols only; warns).
+        progress: optional ``progress(done, total, params, mean_uar)`` after
+            each grid candidate (``grid_search``'s).
 
     Returns:
         dict with ``test_idx`` (int64), ``probabilities`` (float64
@@ -145,6 +148,7 @@ def run_classical_fold(
             seed=seed,
             n_splits=inner_splits,
             n_jobs=n_jobs,
+            progress=progress,
         )
         chosen.update(search.best_params)
     search_seconds = time.perf_counter() - start

@@ -38,12 +38,14 @@ features are not is reported as a failure, never passed on.
 
 import dataclasses
 import hashlib
+import io
 import os
 import typing
 import warnings
 
 import numpy as np
 
+from speechmodel import fileio
 from speechmodel.audio import AudioError, load_audio
 from speechmodel.config import JsonConfig
 from speechmodel.errors import Error
@@ -412,16 +414,12 @@ def _extract_one(index, path, config_dict, cache_dir):
     except Exception as exc:  # Reported with the file, never swallowed.
         return index, None, f"feature extraction failed: {type(exc).__name__}: {exc}"
     if cache_file is not None:
-        tmp = f"{cache_file}.{os.getpid()}.tmp"
+        buffer = io.BytesIO()
+        np.save(buffer, vector, allow_pickle=False)
         try:
-            with open(tmp, "wb") as f:
-                np.save(f, vector, allow_pickle=False)
-            os.replace(tmp, cache_file)
+            fileio.atomic_write_bytes(cache_file, buffer.getvalue())
         except OSError:  # A cache that cannot be written (full disk) is no error.
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass
     return index, vector, None
 
 

@@ -261,6 +261,21 @@ def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     )
 
 
+def test_a_cache_that_cannot_be_written_is_no_error(tmp_path, monkeypatch):
+    import errno
+
+    cache = tmp_path / "cache"
+    path = write(tmp_path / "a.wav", tone(200.0))
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    result = extract_features([path], SMALL, n_jobs=1, cache_dir=cache)
+    np.testing.assert_array_equal(result.X[0], compute_features(tone(200.0), config=SMALL))
+    assert os.listdir(cache) == []  # no entry and no temporary file left
+
+
 def test_cache_key_depends_on_path_size_mtime_and_config(tmp_path):
     a = write(tmp_path / "a.wav", tone(200.0))
     b = write(tmp_path / "b.wav", tone(200.0))

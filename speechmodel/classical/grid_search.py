@@ -27,7 +27,8 @@ import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import GridSearchCV, GroupKFold
+from scipy.stats import rankdata
+from sklearn.model_selection import GridSearchCV, GroupKFold, ParameterGrid
 
 from speechmodel.classical.classifiers import (
     build_pipeline,
@@ -201,6 +202,7 @@ def grid_search(
     seed=0,
     n_splits=4,
     n_jobs=1,
+    progress=None,
 ):
     """Chooses parameters by speaker-grouped inner cross-validation.
 
@@ -215,6 +217,9 @@ def grid_search(
         seed: estimator ``random_state``.
         n_splits: inner folds (capped at the number of speakers).
         n_jobs: parallel fits.
+        progress: optional ``progress(done, total, params, mean_uar)``,
+            called after each candidate is cross-validated (a long search
+            says how far it is).
 
     Returns:
         GridSearchResult. Ties in mean UAR go to the first candidate in grid
@@ -242,32 +247,37 @@ def grid_search(
     splits = inner_splits(groups, n_splits)
     pipeline = build_pipeline(name, base_params, seed=seed, for_search=True)
     prefixed = [{f"clf__{k}": v for k, v in grid.items()} for grid in grids]
-    search = GridSearchCV(
-        pipeline,
-        prefixed,
-        scoring="balanced_accuracy",
-        cv=splits,
-        refit=False,
-        n_jobs=n_jobs,
-        error_score="raise",
-    )
+    # One candidate at a time (in ParameterGrid order, as GridSearchCV
+    # would), so that a long search can report after each; the figures and
+    # the ranking are GridSearchCV's (mean and std over the inner folds,
+    # rank by mean, ties to the first candidate).
+    candidate_params = list(ParameterGrid(prefixed))
     start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        search.fit(X, y)
-    seconds = time.perf_counter() - start
-    results = search.cv_results_
-    candidates = []
-    for i, params in enumerate(results["params"]):
-        candidates.append(
-            {
-                "params": {k[len("clf__"):]: _jsonable(v) for k, v in params.items()},
-                "mean_uar": float(results["mean_test_score"][i]),
-                "std_uar": float(results["std_test_score"][i]),
-                "rank": int(results["rank_test_score"][i]),
-            }
+    means, stds = [], []
+    for done, params in enumerate(candidate_params, start=1):
+        search = GridSearchCV(
+            pipeline,
+            {k: [v] for k, v in params.items()},
+            scoring="balanced_accuracy",
+            cv=splits,
+            refit=False,
+            n_jobs=n_jobs,
+            error_score="raise",
         )
-    best = candidates[int(search.best_index_)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            search.fit(X, y)
+        means.append(float(search.cv_results_["mean_test_score"][0]))
+        stds.append(float(search.cv_results_["std_test_score"][0]))
+        if progress is not None:
+            progress(done, len(candidate_params), _bare(params), means[-1])
+    seconds = time.perf_counter() - start
+    ranks = rankdata(-np.asarray(means), method="min").astype(np.int32)
+    candidates = [
+        {"params": _bare(params), "mean_uar": mean, "std_uar": std, "rank": int(rank)}
+        for params, mean, std, rank in zip(candidate_params, means, stds, ranks)
+    ]
+    best = candidates[int(np.argmin(ranks))]
     return GridSearchResult(
         best_params=dict(best["params"]),
         best_score=best["mean_uar"],
@@ -276,6 +286,10 @@ def grid_search(
         n_groups=n_groups,
         seconds=seconds,
     )
+
+
+def _bare(params):
+    return {k[len("clf__"):]: _jsonable(v) for k, v in params.items()}
 
 
 def _jsonable(value):

@@ -195,3 +195,24 @@ def test_grid_search_never_sees_a_test_speaker(monkeypatch):
     assert result["chosen_params"]["C"] in (0.1, 1.0, 10.0)
     assert result["test_speakers"] == [3, 7]
     assert 3 not in result["fit_speakers"] and 7 not in result["fit_speakers"]
+
+
+def test_progress_is_reported_after_each_candidate_with_the_same_result():
+    X, y, groups = speaker_data()
+    calls = []
+    grid = {"n_neighbors": [3, 5, 7]}
+    quiet = grid_search("knn", X, y, groups, param_grid=grid, n_splits=4)
+    told = grid_search(
+        "knn", X, y, groups, param_grid=grid, n_splits=4,
+        progress=lambda *args: calls.append(args),
+    )
+    assert [(done, total, params) for done, total, params, _ in calls] == [
+        (1, 3, {"n_neighbors": 3}), (2, 3, {"n_neighbors": 5}), (3, 3, {"n_neighbors": 7})
+    ]
+    assert [uar for *_, uar in calls] == [c["mean_uar"] for c in told.candidates]
+    assert told.candidates == quiet.candidates and told.best_params == quiet.best_params
+    # Ranks as GridSearchCV gives them: ties share the best rank, the first wins.
+    ranks = [c["rank"] for c in told.candidates]
+    means = [c["mean_uar"] for c in told.candidates]
+    assert ranks == [1 + sum(m > mean for m in means) for mean in means]
+    assert told.best_params == told.candidates[ranks.index(1)]["params"]

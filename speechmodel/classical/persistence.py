@@ -27,6 +27,7 @@ import zipfile
 import numpy as np
 import sklearn
 
+from speechmodel import fileio
 from speechmodel.classical.classifiers import ClassicalModel, get_spec
 from speechmodel.errors import Error
 
@@ -88,13 +89,10 @@ def save_model(model, path):
         },
     }
     blob = sio.dumps(model.pipeline_)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(_META, json.dumps(meta, indent=2, sort_keys=True))
-        zf.writestr(_MODEL, blob)
-    os.replace(tmp, path)
+    with fileio.atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(_META, json.dumps(meta, indent=2, sort_keys=True))
+            zf.writestr(_MODEL, blob)
 
 
 def read_metadata(path):

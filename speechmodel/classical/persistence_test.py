@@ -52,7 +52,27 @@ def test_save_load_gives_identical_probabilities(tmp_path, name):
     assert loaded.class_names == NAMES
     assert loaded.feature_config == CONFIG
     assert loaded.get_config() == model.get_config()
-    assert not list(tmp_path.glob("sub/*.tmp"))
+    assert os.listdir(tmp_path / "sub") == [f"{name}.skz"]  # no temporary file left
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    X, y = data()
+    model = ClassicalModel("svm", feature_config=CONFIG, class_names=NAMES).fit(X, y)
+    path = tmp_path / "m.skz"
+    save_model(model, path)
+    before = path.read_bytes()
+    real = zipfile.ZipFile.writestr
+
+    def dies_on_the_model(self, name, data, *args, **kwargs):
+        if name == "model.skops":
+            raise OSError(28, "No space left on device")
+        return real(self, name, data, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", dies_on_the_model)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(model, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.skz"]
 
 
 def test_metadata_is_readable_json(tmp_path):

@@ -45,12 +45,13 @@ def flags_parser(default_prog):
         if any(a in HELP_FLAGS for a in argv[1:]):
             app.usage(shorthelp=True, writeto_stdout=True)
             sys.exit(0)
-        from speechmodel.inference import normalize_flag_names
+        from speechmodel.cli.flag_names import normalize_flag_names
 
         try:
             return flags.FLAGS(normalize_flag_names(argv, flags.FLAGS))
         except flags.Error as exc:
-            print(f"{prog(default_prog)}: error: {exc}\nTry --help.", file=sys.stderr)
+            message = " ".join(str(exc).split())  # one line, whatever absl wrote
+            print(f"{prog(default_prog)}: error: {message} (Try --help.)", file=sys.stderr)
             sys.exit(2)
 
     return parse

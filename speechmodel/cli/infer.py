@@ -109,12 +109,13 @@ def main(argv):
     from absl import logging
 
     logging.set_verbosity(logging.ERROR)  # Failures get one line each, below.
-    from speechmodel import inference
+    from speechmodel.cli import infer_command
+    from speechmodel.inference import DEFAULT_MODEL
 
-    return inference.run(
+    return infer_command.run(
         argv[1:],
         model=FLAGS.model,
-        default_model=inference.DEFAULT_MODEL,
+        default_model=DEFAULT_MODEL,
         list_files=FLAGS.list,
         output_format=FLAGS.format,
         output=FLAGS.output,

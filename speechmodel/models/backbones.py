@@ -56,6 +56,7 @@ import os
 from absl import logging
 import keras
 
+from speechmodel import keras_compat
 from speechmodel.models.alexnet import AlexNet
 from speechmodel.models.cnn4 import CNN4
 from speechmodel.models.resnet import ResNet
@@ -120,9 +121,7 @@ def keras_imagenet_file(name, input_shape=(224, 224, 3)):
 def keras_cache_dir():
     """The directory where Keras keeps downloaded weights (``models`` under
     ``$KERAS_HOME``, else ``~/.keras``; ``/tmp/.keras`` if not writable)."""
-    from keras.src.backend import config as keras_config
-
-    base = os.path.expanduser(keras_config.keras_home())
+    base = os.path.expanduser(keras_compat.keras_home())
     if not os.access(base, os.W_OK):  # as keras.utils.get_file does
         base = os.path.join("/tmp", ".keras")
     return os.path.join(base, "models")

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from speechmodel import keras_compat
 from speechmodel.models import backbones
 from speechmodel.models.backbones import BACKBONE_NAMES
 from speechmodel.models.backbones import embedding_dim
@@ -25,18 +26,16 @@ CONV_NPZ = SHARED / "torchvision_alexnet_conv.npz"
 CONVS = (0, 3, 6, 8, 10)
 
 
-def _offline(monkeypatch, keras_home):
-    """No network and an empty Keras cache: keras' download raises as it
+def _offline(test, monkeypatch, keras_home):
+    """An empty Keras cache in ``keras_home`` and no network: every HTTP(S)
+    request goes to a closed local port, so keras' download raises as it
     does offline ("URL fetch failure ...")."""
-    from keras.src.backend import config as keras_config
-    from keras.src.utils import file_utils
-
-    def fail(fname, origin=None, **kwargs):
-        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] "
-                        "Temporary failure in name resolution")
-
-    monkeypatch.setattr(file_utils, "get_file", fail)
-    monkeypatch.setattr(keras_config, "_KERAS_DIR", keras_home)
+    test.enterContext(keras_compat.use_keras_home(keras_home))
+    proxy = f"http://127.0.0.1:{_closed_port()}"
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, proxy)
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
 
 
 def _assert_imagenet_convs(model):
@@ -79,11 +78,9 @@ def _closed_port():
         return s.getsockname()[1]
 
 
-def _imagenet_env(monkeypatch, keras_home):
+def _imagenet_env(test, monkeypatch, keras_home):
     """An empty Keras cache, no local-file variable, no proxy for 127.0.0.1."""
-    from keras.src.backend import config as keras_config
-
-    monkeypatch.setattr(keras_config, "_KERAS_DIR", keras_home)
+    test.enterContext(keras_compat.use_keras_home(keras_home))
     monkeypatch.delenv(backbones.ALEXNET_IMAGENET_ENV, raising=False)
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
@@ -106,7 +103,7 @@ class BackbonesTest(TestCase):
         monkeypatch = pytest.MonkeyPatch()
         self.addCleanup(monkeypatch.undo)
         home = self.get_temp_dir()
-        _offline(monkeypatch, home)
+        _offline(self, monkeypatch, home)
         for name, fname in [
             ("resnet50v2", "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
             ("mobilenetv2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
@@ -126,23 +123,20 @@ class BackbonesTest(TestCase):
                          "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
 
     def test_imagenet_uses_the_cached_file(self):
-        # A file already in the Keras cache is used without any download.
+        # A file already in the Keras cache is used without any download
+        # (offline: a download would fail).
         monkeypatch = pytest.MonkeyPatch()
         self.addCleanup(monkeypatch.undo)
         home = self.get_temp_dir()
+        _offline(self, monkeypatch, home)
         reference = keras.applications.MobileNetV2(
             include_top=False, weights=None, input_shape=(96, 96, 3), pooling="avg"
         )
         fname = keras_imagenet_file("mobilenetv2", (96, 96, 3))
         os.makedirs(os.path.join(home, "models"))
-        reference.save_weights(os.path.join(home, "models", "tmp.weights.h5"))
-        from keras.src.utils import file_utils
-
-        def cached(name, origin=None, cache_subdir="datasets", **kwargs):
-            self.assertEqual(name, fname)
-            return os.path.join(home, cache_subdir, "tmp.weights.h5")
-
-        monkeypatch.setattr(file_utils, "get_file", cached)
+        # The layout of Keras' own files: a legacy HDF5 file.
+        reference.save(os.path.join(home, "models", fname))
+        self.assertEqual(backbones.keras_cache_dir(), os.path.join(home, "models"))
         model = get_backbone("mobilenetv2", weights="imagenet", input_shape=(96, 96, 3))
         self.assertEqual(len(model.weights), len(reference.weights))
         for w, r in zip(model.weights, reference.weights):
@@ -193,7 +187,7 @@ class AlexNetImageNetTest(TestCase):
         self.monkeypatch = pytest.MonkeyPatch()
         self.addCleanup(self.monkeypatch.undo)
         self.home = self.get_temp_dir()
-        _imagenet_env(self.monkeypatch, self.home)
+        _imagenet_env(self, self.monkeypatch, self.home)
 
     def test_pinned_checkpoint(self):
         self.assertEqual(

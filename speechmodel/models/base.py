@@ -4,8 +4,10 @@ import keras
 from keras import ops
 from keras import tree
 
+from speechmodel import keras_compat
 
-class _DistributionFixes:
+
+class _DistributionFixes(keras_compat.FirstReplicaBuild):
     """Works around two Keras 3.15 bugs of ``fit``/``evaluate`` under a
     ``tf.distribute`` strategy (TensorFlow backend); no effect without one.
 
@@ -13,7 +15,8 @@ class _DistributionFixes:
        replicas* (``strategy.reduce("MEAN")``), which fails on the bool
        segment mask (no AddN for bool) and on workers whose batches differ
        in padded length. One replica's batch has the shapes and dtypes the
-       build needs.
+       build needs: ``keras_compat.FirstReplicaBuild``, the one override
+       of a private Keras method.
     2. Under a ``MultiWorkerMirroredStrategy`` Keras reduces the step logs
        with ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalar
        logs ("Invalid reduction dimension 0 for input with 0 dimensions",
@@ -21,30 +24,15 @@ class _DistributionFixes:
        same scalars.
     """
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None or iterator is None:
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        import tensorflow as tf
-
-        def first_local(x):
-            if isinstance(x, tf.distribute.DistributedValues):
-                return strategy.experimental_local_results(x)[0]
-            return x
-
-        for _, _, it in iterator:
-            data_batch = tree.map_structure(first_local, next(it))
-            break
-        return super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
-
     def _multi_worker(self):
-        strategy = getattr(self, "_distribute_strategy", None)
-        if strategy is None:
-            return False
+        """Keras' condition for that reduction: a MultiWorkerMirroredStrategy
+        over more than one worker (each worker holds
+        ``len(extended.worker_devices)`` of the replicas)."""
         import tensorflow as tf
 
-        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
-            getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)()
+        strategy = self.distribute_strategy
+        return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and (
+            strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
         )
 
     def _reducible_logs(self, logs):

@@ -69,7 +69,7 @@ def build_parser():
 def main(argv=None):
     """The command line: returns the exit status (2 for a usage error or a
     model that cannot be used)."""
-    from speechmodel.inference import normalize_flag_names
+    from speechmodel.cli.flag_names import normalize_flag_names
 
     parser = build_parser()
     known = [a.dest for a in parser._actions]

@@ -149,19 +149,65 @@ def plot_confusion(path, confusion, class_names, *, title=""):
     plt.close(fig)
 
 
-def plot_curves(path, history, *, title=""):
-    """Training curves: one panel per metric, train and validation."""
+def curve_panels(history, *, monitor="val_uar"):
+    """The panels of ``curves.png``: ``[(title, [(label, epochs, values)])]``.
+
+    One panel per figure, its training and validation curves together
+    (``loss`` and ``val_loss``, ``uar`` and ``val_uar``...); a validation
+    figure without a training counterpart (``val_wa``) gets its own panel.
+    The panel of ``monitor`` (the figure early stopping and the checkpoint
+    follow) comes first. Epochs are numbered from 1.
+    """
+    skip = ("epoch", "lr", "learning_rate")
+    names = []
+    for key in history:
+        if key in skip:
+            continue
+        name = key[4:] if key.startswith("val_") else key
+        if name not in names:
+            names.append(name)
+    if monitor:
+        target = monitor[4:] if monitor.startswith("val_") else monitor
+        if target in names:
+            names.remove(target)
+            names.insert(0, target)
+    panels = []
+    for name in names:
+        lines = []
+        for key, label in ((name, f"train {name}"), (f"val_{name}", f"validation {name}")):
+            values = history.get(key)
+            if values:
+                lines.append((label, list(range(1, len(values) + 1)), list(values)))
+        if lines:
+            panels.append((name, lines))
+    return panels
+
+
+def plot_curves(path, history, *, title="", monitor="val_uar", best_epoch=None):
+    """Training curves: one panel per figure, train and validation
+    together, the early-stopping figure (``monitor``) first; every epoch a
+    marker (a one-epoch run shows its points), the best epoch a dashed
+    line."""
     plt = _figure()
-    names = [k for k in history if not k.startswith("val_") and k not in ("epoch", "lr", "learning_rate")]
-    names = names or list(history)
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        epochs = range(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], label=f"train {name}")
-        if f"val_{name}" in history:
-            ax.plot(range(1, len(history[f"val_{name}"]) + 1), history[f"val_{name}"], label=f"val {name}")
+    panels = curve_panels(history, monitor=monitor) or [
+        (key, [(key, list(range(1, len(v) + 1)), list(v))]) for key, v in history.items() if v
+    ]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    target = monitor[4:] if monitor and monitor.startswith("val_") else monitor
+    for ax, (name, lines) in zip(axes[0], panels):
+        for label, epochs, values in lines:
+            ax.plot(epochs, values, marker="o", markersize=4, label=label)
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=0.8,
+                       label=f"best epoch ({best_epoch})" if name == target else None)
         ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set_title(f"{name} (early stopping)" if name == target else name)
+        longest = max(len(epochs) for _, epochs, _ in lines)
+        ax.set_xticks(range(1, longest + 1, max(1, longest // 10)))
+        if longest == 1:
+            ax.set_xlim(0.5, 1.5)
         ax.legend(fontsize=8)
     fig.suptitle(title)
     _save_figure(fig, path)

@@ -11,6 +11,7 @@ epoch is a pure function of (seed, epoch) (``EpochSeed`` and
 same weights, predictions and figures as an uninterrupted one.
 """
 
+import contextlib
 import errno
 import io
 import json
@@ -19,10 +20,12 @@ import random
 import re
 import shutil
 import time
+import warnings
 
 import keras
 import numpy as np
 
+from speechmodel import keras_compat
 from speechmodel.metrics import compute_metrics
 from speechmodel.training import artifacts
 from speechmodel.errors import Error
@@ -33,7 +36,10 @@ class ValidationMonitor(keras.callbacks.Callback):
 
     After each epoch it predicts the validation set (training speakers only:
     the test fold is never seen here), adds ``val_uar`` and ``val_wa`` to the
-    logs (so the history, TensorBoard, ReduceLROnPlateau see them), saves the
+    logs (so the history, TensorBoard, ReduceLROnPlateau see them), and
+    ``val_accuracy`` (the same WA; ``val_categorical_accuracy`` when the
+    training logs name it so) so that each validation figure has the name
+    of its training counterpart (TensorBoard overlays them), saves the
     weights when ``monitor`` improves (ties broken by lower ``val_loss``) and
     stops after ``patience`` epochs without improvement. Its state lives in
     ``directory/monitor.json`` next to ``directory/best.weights.h5``, and in
@@ -112,6 +118,9 @@ class ValidationMonitor(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         uar, wa, loss = self.evaluate()
         logs["val_uar"], logs["val_wa"] = uar, wa
+        for name in ("accuracy", "categorical_accuracy"):
+            if name in logs:
+                logs.setdefault(f"val_{name}", wa)
         logs.setdefault("val_loss", loss)
         value = {"val_uar": uar, "val_wa": wa, "val_loss": logs["val_loss"]}[self.monitor]
         if self._better(value, logs["val_loss"]):
@@ -319,21 +328,21 @@ class EpochTimer(keras.callbacks.Callback):
         return float(np.median(self.times)) if self.times else None
 
 
-def _seed_generators(model):
-    """Every ``keras.random.SeedGenerator`` of the model's layers, in a fixed
-    order (dropout masks and any other layer randomness)."""
-    generators = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        generators.extend(getattr(layer, "_seed_generators", None) or [])
-    return generators
+def seed_states(model):
+    """The state variables of every ``keras.random.SeedGenerator`` of the
+    model's layers (dropout masks and any other layer randomness), in a
+    fixed order: ``model.variables`` without ``model.weights``, which is
+    exactly the seed states (Keras' documented difference)."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def random_state(model):
     """The model's seed-generator states and the global NumPy and Python
     generators: ``(arrays for an .npz, JSON-able dict)``."""
     arrays = {
-        f"seed_{n}": np.asarray(keras.ops.convert_to_numpy(g.state.value))
-        for n, g in enumerate(_seed_generators(model))
+        f"seed_{n}": np.asarray(keras.ops.convert_to_numpy(v.value))
+        for n, v in enumerate(seed_states(model))
     }
     name, keys, position, has_gauss, cached = np.random.get_state()
     arrays["numpy_keys"] = keys
@@ -341,21 +350,26 @@ def random_state(model):
     extra = {
         "numpy": [name, int(position), int(has_gauss), float(cached)],
         "python": [version, list(internal), gauss],
+        "seed_order": "variables",
     }
     return arrays, extra
 
 
 def set_random_state(model, arrays, extra):
-    """Restores what ``random_state`` returned."""
-    generators = _seed_generators(model)
+    """Restores what ``random_state`` returned (also from a backup of an
+    earlier version, whose seed states are in another order)."""
+    if extra.get("seed_order") == "variables":
+        states = seed_states(model)
+    else:
+        states = keras_compat.legacy_seed_states(model)
     stored = sorted((k for k in arrays if k.startswith("seed_")), key=lambda k: int(k[5:]))
-    if len(stored) != len(generators):
+    if len(stored) != len(states):
         raise ValueError(
             f"The backup holds {len(stored)} random generator states, the model has "
-            f"{len(generators)}: it was saved from another model."
+            f"{len(states)}: it was saved from another model."
         )
-    for generator, key in zip(generators, stored):
-        generator.state.assign(arrays[key])
+    for state, key in zip(states, stored):
+        state.assign(arrays[key])
     name, position, has_gauss, cached = extra["numpy"]
     np.random.set_state((name, arrays["numpy_keys"], position, has_gauss, cached))
     version, internal, gauss = extra["python"]
@@ -431,7 +445,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
                 # A backup of an earlier version: weights and epoch only.
                 self._load_weights(legacy)
                 with open(metadata, encoding="utf-8") as f:
-                    self.model._initial_epoch = json.load(f)["epoch"]
+                    keras_compat.set_initial_epoch(self.model, json.load(f)["epoch"])
                 return
             for obj in self.stateful.values():
                 obj.set_state(None)
@@ -443,7 +457,9 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         for name, obj in self.stateful.items():
             obj.set_state(state["callbacks"].get(name))
         epochs = self.params.get("epochs", state["epoch"]) if self.params else state["epoch"]
-        self.model._initial_epoch = max(state["epoch"], epochs) if state.get("stopped") else state["epoch"]
+        keras_compat.set_initial_epoch(
+            self.model, max(state["epoch"], epochs) if state.get("stopped") else state["epoch"]
+        )
         if state.get("stopped"):
             self.model.stop_training = True
 
@@ -480,9 +496,29 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
                     pass
 
     def on_train_end(self, logs=None):
-        self.model._initial_epoch = None  # Not carried over to a later fit.
+        keras_compat.set_initial_epoch(self.model, None)  # Not carried over to a later fit.
         if self.delete_on_end and os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir)
+
+
+# Keras' lines that every epoch of a tf.data fit prints and nobody can act
+# on: the data end is how an epoch of unknown length ends; ``shuffle`` is
+# the dataset's own (a function of seed and epoch).
+_FIT_NOISE = (
+    r"Your input ran out of data",
+    r"`shuffle=True` was passed, but will be ignored",
+)
+
+
+@contextlib.contextmanager
+def quiet_fit():
+    """A ``fit`` without Keras' per-epoch warnings that mean nothing here
+    (``Your input ran out of data``: an epoch of a dataset of unknown length
+    ends so). Other warnings pass."""
+    with warnings.catch_warnings():
+        for message in _FIT_NOISE:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
 
 
 def fit_callbacks(fold_dir, val_ds, *, class_names, training, epoch=None):

@@ -138,3 +138,88 @@ def test_a_disk_without_room_for_an_epoch_stops_training_cleanly(tmp_path, monke
                   callbacks=[DiskSpaceGuard(tmp_path)])
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path)
     assert info.value.strerror == "10.0 MB free, saving an epoch needs at least 64.0 MB"
+
+
+def _nested_random_model():
+    inner = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dropout(0.1, name="inner_a"), keras.layers.Dropout(0.2, name="inner_b")],
+        name="inner",
+    )
+    x = keras.Input((4,))
+    h = inner(keras.layers.Dropout(0.3, name="first")(x))
+    return keras.Model(x, keras.layers.Dropout(0.4, name="last")(h))
+
+
+def test_random_state_round_trip_and_backups_of_earlier_versions():
+    from speechmodel.training.callbacks import random_state, seed_states, set_random_state
+
+    model = _nested_random_model()
+    inner = model.get_layer("inner")
+    layers = [model.get_layer("first"), inner.get_layer("inner_a"), inner.get_layer("inner_b"),
+              model.get_layer("last")]
+    # Every seed generator, in the order of model.variables.
+    assert [id(v) for v in seed_states(model)] == [id(layer.seed_generator.state) for layer in layers]
+    for n, layer in enumerate(layers):
+        layer.seed_generator.state.assign(np.array([n, 10 + n], "uint32"))
+    arrays, extra = random_state(model)
+    assert extra["seed_order"] == "variables"
+    for layer in layers:
+        layer.seed_generator.state.assign(np.zeros(2, "uint32"))
+    set_random_state(model, arrays, extra)
+    for n, layer in enumerate(layers):
+        np.testing.assert_array_equal(np.asarray(layer.seed_generator.state.value), [n, 10 + n])
+
+    # A backup of an earlier version (no seed_order) holds the states in
+    # Keras' _flatten_layers order: first, inner_b, inner_a, last.
+    legacy = {"seed_0": [0, 10], "seed_1": [2, 12], "seed_2": [1, 11], "seed_3": [3, 13],
+              "numpy_keys": arrays["numpy_keys"]}
+    legacy = {k: np.asarray(v, "uint32") for k, v in legacy.items()}
+    old_extra = {k: v for k, v in extra.items() if k != "seed_order"}
+    for layer in layers:
+        layer.seed_generator.state.assign(np.zeros(2, "uint32"))
+    set_random_state(model, legacy, old_extra)
+    for n, layer in enumerate(layers):
+        np.testing.assert_array_equal(np.asarray(layer.seed_generator.state.value), [n, 10 + n])
+
+    with pytest.raises(ValueError, match="holds 1 random generator states, the model has 4"):
+        set_random_state(model, {"seed_0": legacy["seed_0"], "numpy_keys": legacy["numpy_keys"]}, extra)
+
+
+def test_a_fit_on_a_dataset_of_unknown_length_prints_no_keras_warning():
+    import warnings
+
+    import tensorflow as tf
+
+    from speechmodel.training.callbacks import quiet_fit
+
+    x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
+    # Unknown cardinality: each epoch ends when the data does.
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).filter(lambda a, b: True)
+    with warnings.catch_warnings(record=True) as loud:
+        warnings.simplefilter("always")
+        _model().fit(ds, epochs=2, verbose=0)
+    assert any("ran out of data" in str(w.message) for w in loud)
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        with quiet_fit():
+            _model().fit(ds, epochs=2, verbose=0)
+            warnings.warn("a real problem")
+    assert [str(w.message) for w in quiet] == ["a real problem"]
+
+
+def test_validation_figures_share_the_training_names(tmp_path):
+    import tensorflow as tf
+
+    from speechmodel.training.callbacks import ValidationMonitor
+
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    val = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    monitor = ValidationMonitor(val, class_names=["a", "b"], directory=str(tmp_path))
+    history = model.fit(x, y, epochs=1, verbose=0, callbacks=[monitor])
+    logs = {k: v[0] for k, v in history.history.items()}
+    assert logs["val_accuracy"] == logs["val_wa"]
+    assert {"accuracy", "loss", "val_loss", "val_uar"} <= set(logs)

@@ -118,8 +118,9 @@ def test_multi_keeps_the_union_unless_emotions_restrict_it():
 def test_runner_refusals():
     with pytest.raises(RunError, match="needs several corpora"):
         load_manifests(_config("loco", name="nemo", data_dir=str(nemo_dir())))
-    with pytest.raises(RunError, match="name='polish'"):
-        load_manifests(_config("loco", name="ravdess,polish", data_dir=f"{RAVDESS},{nemo_dir()}"))
+    # An unknown corpus is refused with the config, before any loading.
+    with pytest.raises(C.ConfigError, match="name='polish'"):
+        _config("loco", name="ravdess,polish", data_dir=f"{RAVDESS},{nemo_dir()}")
     with pytest.raises(RunError, match="No data directory for corpus 'ravdess'"):
         load_manifests(_config("loco", name="ravdess,nemo"))
     with pytest.raises(RunError, match="does not look like the nemo corpus"):

@@ -4,7 +4,12 @@
 
 Each row comes from a run's ``metrics.json`` (and its ``config.json``):
 nothing is typed in by hand, so a table can always be traced to the runs
-that produced it.
+that produced it. A directory that holds no finished run (no
+``metrics.json``: unfinished, failed, or not a run) is skipped with a
+warning on stderr; the table of the others is still printed. The last
+column names the run's deployable model (``model.keras``: the final model
+of a cross-validated run, trained on every speaker; the fold's model of a
+one-fold protocol), if it has one.
 """
 
 import argparse
@@ -54,7 +59,22 @@ def row(run_dir):
         "val_uar_mean": _mean([f.get("val_uar") for f in metrics["folds"]]),
         "seconds": sum(f["seconds"] for f in metrics["folds"]),
         "n": metrics.get("n"),
+        "deployable_model": deployable_model(run_dir, metrics),
     }
+
+
+def deployable_model(run_dir, metrics=None):
+    """The run's deployable model file (``model.keras`` or ``model.skz``),
+    or None."""
+    names = ["model.keras", "model.skz"]
+    final = (metrics or {}).get("final_model") or {}
+    if final.get("path"):
+        names.insert(0, final["path"])
+    for name in names:
+        path = os.path.join(run_dir, name)
+        if os.path.exists(path):
+            return path
+    return None
 
 
 def _mean(values):
@@ -68,8 +88,8 @@ def markdown(rows):
 
     lines = [
         "| model | dataset | protocol | folds | UAR % | WA % | per-fold UAR % (mean +- std, min-max) "
-        "| validation UAR % (mean of folds) | train+test time | n |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| validation UAR % (mean of folds) | train+test time | n | deployable model |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         spread = (
@@ -80,7 +100,8 @@ def markdown(rows):
         flag = "" if r["speaker_independent"] else " (NOT speaker independent)"
         lines.append(
             f"| {r['model']} | {r['dataset']} | {r['protocol']}{flag} | {r['folds']} | {pct(r['uar'])} | "
-            f"{pct(r['wa'])} | {spread} | {pct(r.get('val_uar_mean'))} | {r['seconds'] / 60:.1f} min | {r['n']} |"
+            f"{pct(r['wa'])} | {spread} | {pct(r.get('val_uar_mean'))} | {r['seconds'] / 60:.1f} min | "
+            f"{'' if r['n'] is None else r['n']} | {r.get('deployable_model') or ''} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -95,7 +116,7 @@ def main(argv=None):
     for run_dir in args.runs:
         try:
             rows.append(row(run_dir))
-        except (FileNotFoundError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             # An unfinished or failed run: said, and left out of the table.
             reason = exc if isinstance(exc, FileNotFoundError) else f"{run_dir}: unreadable results ({exc!r})"
             print(f"report: skipping {reason}", file=sys.stderr)

@@ -20,6 +20,7 @@ test utterances are classified from the cache too.
 """
 
 import os
+import warnings
 
 import numpy as np
 
@@ -109,12 +110,18 @@ def segment_schedule(training, learning_rate):
 
 def train(
     model, config, data, class_names, fold_dir, seed, strategy, batch_size, learning_rate,
-    failures, *, waveform_augment=None, features_augment=None,
+    failures, *, waveform_augment=None, features_augment=None, progress=None, label=None,
+    key=None,
 ):
     """Runs the stages on one fold; returns the figures for result.json.
 
     The augmentations apply to stage 1 (the CNN sees augmented segments);
     the cached embeddings of stage 2 are of the original audio.
+
+    ``progress`` (a ``speechmodel.progress.Reporter``) hears a
+    header per stage, the epochs of each fit and the embedding extraction;
+    ``label`` starts its lines (``"fold 2/6"``), ``key`` names the fold in
+    the run's plan.
     """
     from speechmodel.config import FeatureConfig
     from speechmodel.pipeline import EpochCounter, make_dataset
@@ -125,10 +132,18 @@ def train(
         EpochTimer,
         best_epoch_figures,
         fit_callbacks,
+        quiet_fit,
     )
+    from speechmodel.progress import Reporter
+    from speechmodel.training.uar_metric import UnweightedAverageRecall
 
     training = config["training"]
     features = FeatureConfig.from_dict(config["features"])
+    progress = progress or Reporter()
+    label = label or os.path.basename(fold_dir)
+    key = key if key is not None else os.path.basename(fold_dir)
+    two = training["mode"] == "two_stage" and training["segment_epochs"] > 0
+    stage2 = f"{label}, stage 2/2" if two else label
     out = {}
     # Stage 1: fine-tune the CNN on segment labels (a backup every epoch;
     # once done, the marker file skips it).
@@ -143,9 +158,14 @@ def train(
                 loss=make_loss(training, from_logits=True),
                 metrics=["accuracy"],
             )
+        stage1_label = f"{label}, stage 1/2"
         if os.path.exists(stage1):
-            classifier.load_weights(stage1)
+            with warnings.catch_warnings():  # Stage 1's optimizer: done with.
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                classifier.load_weights(stage1)
             out["stage1_seconds_per_epoch"] = None
+            progress.say(f"{stage1_label}: CNN on segments, done earlier ({stage1})")
+            progress.run.finish((key, "stage1"))
         else:
             # Each epoch's data is a function of (seed, epoch), and the backup
             # (last callback) holds every other state: a resumed stage 1
@@ -161,18 +181,25 @@ def train(
                 utterances, batch_size=training["segment_batch_size"], seed=seed, epoch=stage1_epoch
             )
             stage1_timer = EpochTimer()
-            classifier.fit(
-                segments, epochs=training["segment_epochs"], verbose=2,
-                callbacks=[
-                    EpochSeed(stage1_epoch),
-                    DiskSpaceGuard(fold_dir),
-                    *segment_schedule(training, learning_rate),
-                    AtomicBackupAndRestore(
-                        os.path.join(fold_dir, "backup", "stage1"), delete_on_end=False
-                    ),
-                    stage1_timer,
-                ],
+            progress.say(
+                f"{stage1_label}: CNN on segments, {training['segment_epochs']} epoch"
+                f"{'' if training['segment_epochs'] == 1 else 's'} "
+                f"(batches of {training['segment_batch_size']} segments)"
             )
+            with quiet_fit():
+                classifier.fit(
+                    segments, epochs=training["segment_epochs"], verbose=0,
+                    callbacks=[
+                        EpochSeed(stage1_epoch),
+                        DiskSpaceGuard(fold_dir),
+                        *segment_schedule(training, learning_rate),
+                        AtomicBackupAndRestore(
+                            os.path.join(fold_dir, "backup", "stage1"), delete_on_end=False
+                        ),
+                        stage1_timer,
+                        progress.fit(stage1_label, training["segment_epochs"], key=(key, "stage1")),
+                    ],
+                )
             # The median over the epochs this run trained (a resumed run
             # trains only the rest).
             out["stage1_seconds_per_epoch"] = stage1_timer.median()
@@ -181,14 +208,21 @@ def train(
     # Stage 2: embeddings, once per file, cached.
     cache = EmbeddingCache(default_cache_dir(training.get("embedding_cache")))
     tables, extract_seconds = {}, 0.0
+    progress.say(
+        f"{stage2}: segment embeddings (cached in {cache.directory}), then the BLSTM + "
+        f"attention head, {training['epochs']} epoch{'' if training['epochs'] == 1 else 's'}"
+    )
     for split in ("train", "val", "test"):
         paths = data[split][0]
         if not paths or (split == "test" and not frozen_front_end(model, training)):
             continue
+        count = progress.count(f"{stage2}: {split} embeddings", len(set(paths)))
         tables[split], seconds, hit = cached_embeddings(
             cache, model.segment_encoder, paths, features=features, batch_size=batch_size,
-            failures=failures,
+            failures=failures, progress=count.update,
         )
+        count.update(len(tables[split]))
+        count.close()
         extract_seconds += seconds
         out[f"{split}_embeddings_cached"] = hit
     out["extract_seconds"] = extract_seconds
@@ -209,10 +243,15 @@ def train(
         head.compile(
             optimizer=make_optimizer(training, learning_rate),
             loss=make_loss(training),
-            metrics=["accuracy"],
+            metrics=["accuracy", UnweightedAverageRecall(len(class_names))],
         )
     timer = EpochTimer()
-    head.fit(train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer], class_weight=data["class_weight"], verbose=2)
+    report = progress.fit(f"{stage2} head", training["epochs"], key=(key, "head"))
+    with quiet_fit():
+        head.fit(
+            train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer, report],
+            class_weight=data["class_weight"], verbose=0,
+        )
     out["head_seconds_per_epoch"] = timer.median()
     out.update(best_epoch_figures(monitor, training))
     if "test" in tables:

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+import datasets
+from datasets import download, registry
+from speechmodel.errors import ParameterError
+
+
+def test_sources_and_loaders_name_the_same_corpora():
+    sources = registry.load_sources()
+    assert set(sources) <= set(registry.CORPORA)
+    own_data = [n for n, c in registry.REGISTRY.items() if c.source is None]
+    assert own_data == ["folder", "csv"]  # the only loaders without a published source
+    assert registry.corpus_names(published=True) == [n for n in registry.corpus_names() if n in sources]
+    assert download.corpora() == registry.corpus_names(published=True)
+    assert datasets.corpus_names() == list(datasets.CORPORA) == list(registry.REGISTRY)
+
+
+def test_every_alias_is_known_to_the_loaders_and_the_downloader():
+    for name, src in registry.load_sources().items():
+        for alias in [name, *src["aliases"], name.upper()]:
+            assert datasets.corpus_name(alias) == name, alias
+            assert download.source(alias) == src, alias
+    for spelling in ("vistec", "VISTEC", "Thai SER", "thai-ser"):
+        assert datasets.corpus_name(spelling) == "thaiser"
+        assert registry.corpus(spelling).loader is datasets.load_thaiser
+    assert datasets.ALIASES["vistec"] == "thaiser" and datasets.ALIASES["berlin"] == "emodb"
+
+
+def test_corpus_entry_has_loader_source_licence_and_layout():
+    ravdess = registry.corpus("RAVDESS")
+    assert ravdess.loader is datasets.load_ravdess
+    assert ravdess.licence == "CC BY-NC-SA 4.0" and ravdess.access == "download"
+    assert ravdess.layout["pattern"] == "Actor_*/*.wav" and ravdess.layout["expected_files"] == 1440
+    assert "include_song" in ravdess.options
+    assert registry.corpus("iemocap").access == "licence-gated"
+    folder = registry.corpus("folder")
+    assert folder.source is None and folder.licence is None and folder.access is None
+    assert folder.title == "folder"
+
+
+def test_unknown_name_lists_the_corpora_in_registry_order():
+    with pytest.raises(ValueError) as info:
+        registry.corpus_name("mspodcast")
+    assert isinstance(info.value, ParameterError)
+    assert str(info.value).endswith("Known corpora: " + ", ".join(registry.corpus_names()))
+    with pytest.raises(ValueError, match=r"Received: name=3\b"):
+        registry.corpus_name(3)
+    with pytest.raises(ValueError, match=r"Known corpora: ravdess, emodb, tess, savee, cremad, iemocap, thaiser, nemo$"):
+        registry.corpus_name("folder", among=registry.load_sources())
+
+
+def test_a_source_without_a_loader_is_refused(tmp_path):
+    table = json.loads(registry.SOURCES_PATH.read_text())
+    table["corpora"]["vistec"] = table["corpora"].pop("thaiser")
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps(table))
+    with pytest.raises(registry.RegistryError, match=r"corpus 'vistec': no loader of that name"):
+        registry.load_sources(path)
+    table["corpora"]["thaiser"] = table["corpora"].pop("vistec")
+    table["corpora"]["thaiser"]["aliases"] = "vistec"
+    path.write_text(json.dumps(table))
+    with pytest.raises(registry.RegistryError, match=r"aliases must be a list.*'vistec'"):
+        registry.load_sources(path)

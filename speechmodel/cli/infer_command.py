@@ -1,0 +1,308 @@
+"""The ``infer.py`` command without its flags: ``run`` takes the inputs
+and options, writes the report (stdout or ``--output``) and returns the
+exit status. The flags are in ``speechmodel.cli.infer``; the work is
+``speechmodel.inference``'s (used through the package, so that what it
+exports is what runs).
+
+Exit status: 0 every file succeeded; 1 some files failed and the others
+were processed (or a plot could not be written: the result is kept); 2
+usage error, no input, or a model that cannot be used; 3 an error that is
+not about one file (an internal error, an output that cannot be written):
+nothing is written to ``--output`` and an older ``--output`` file is
+removed, so that it is never taken for this run's.
+
+Nothing of the user's is overwritten: an ``--output`` that is one of the
+inputs or any existing audio file is refused before any work, and so is a
+location that cannot be written.
+"""
+
+import io
+import os
+import sys
+import tempfile
+
+from speechmodel import inference
+from speechmodel.audio import AUDIO_EXTENSIONS  # the one list of audio endings
+
+EXIT_OK = 0
+EXIT_FILES_FAILED = 1
+EXIT_USAGE = 2
+# An error that is not about one file (an internal error, an output that
+# cannot be written): nothing is written to --output and an older --output
+# file is removed, so that it is never taken for this run's.
+EXIT_ERROR = 3
+
+
+_AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
+
+
+def _is_audio_file(path):
+    """An existing file that holds audio (by its first bytes: WAV, FLAC,
+    Ogg, AIFF, MP3) or has an audio extension."""
+    if path.lower().endswith(AUDIO_EXTENSIONS):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(_AUDIO_MAGIC) or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+def check_output(output, *, inputs=(), list_files=()):
+    """Why ``output`` cannot be written, or None; checked before any work.
+
+    Refused: a directory; one of the inputs or list files (by the file it
+    resolves to, through links); any other existing audio file. Then the
+    folder is created if needed and a test file written there, so a
+    read-only or missing location fails now rather than after the work.
+    """
+    output = os.fspath(output)
+    if os.path.isdir(output):
+        return f"--output is a directory. Received: --output={output}"
+    if os.path.exists(output):
+        target = os.path.realpath(output)
+        for given in list(inputs) + list(list_files):
+            if os.path.exists(given) and os.path.samefile(given, output):
+                what = "a --list file" if given in list_files else "one of the inputs"
+                return (
+                    f"--output {output} is {what} ({given}); refusing to overwrite it. "
+                    "Choose another --output."
+                )
+        if os.path.isfile(target) and _is_audio_file(target):
+            return (
+                f"--output {output} is an existing audio file; refusing to overwrite it "
+                "with results. Choose another --output."
+            )
+    parent = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create the directory of --output ({exc.strerror or exc}). Received: --output={output}"
+    if os.path.exists(output) and not os.path.isfile(output):
+        if not os.access(output, os.W_OK):
+            return f"cannot write --output (permission denied). Received: --output={output}"
+        return None
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"cannot write in the directory of --output ({exc.strerror or exc}). Received: --output={output}"
+    return None
+
+
+def write_output(text, output):
+    """The results to ``output``: atomically for a file (``write_text``);
+    a device or pipe (``/dev/stdout``) is written to, never replaced."""
+    if os.path.exists(output) and not os.path.isfile(output):
+        with open(output, "wb") as f:
+            f.write(inference.encode_text(text))
+        return
+    inference.write_text(text, output)
+
+
+def _remove_stale_output(output):
+    """Removes an earlier results file at ``output`` (so that it is never
+    taken for the results of a run that failed); True if one was removed."""
+    try:
+        if os.path.isfile(output) and not os.path.islink(output) and not _is_audio_file(output):
+            os.unlink(output)
+            return True
+    except OSError:
+        pass
+    return False
+
+
+def run(
+    inputs,
+    *,
+    model=None,
+    default_model=None,
+    list_files=(),
+    output_format="table",
+    output=None,
+    top_k=1,
+    attention=False,
+    window=4.0,
+    hop=2.0,
+    max_utterance=20.0,
+    plot_dir=None,
+    batch_size=32,
+    timeline=False,
+    segment="windows",
+    vad="auto",
+    stream=None,
+    stdout=None,
+    stderr=None,
+    prog="infer.py",
+):
+    """The ``infer.py`` command: returns the exit status.
+
+    Args:
+        inputs: files, directories and patterns (``collect_inputs``).
+        model: a model path; None uses ``default_model``.
+        default_model: the shipped model's path (``models/
+            ravdess_default.keras`` beside ``infer.py``).
+        list_files, output_format, output, top_k, attention, window, hop,
+            max_utterance, plot_dir, batch_size, timeline, segment, vad: as
+            the flags.
+        stream: for ``infer.py -`` (``inputs == ["-"]``) and ``--mic``: a
+            dict of ``speechmodel.stream.run_cli`` options (``mic``,
+            ``device``, ``raw``, ``rate``, ``sample_format``, ``channels``,
+            ``max_seconds``); the stream is analysed as it arrives.
+        stdout, stderr: streams (default sys.stdout / sys.stderr).
+
+    Returns:
+        0 when every file succeeded, 1 when some failed (the others are
+        reported) or a plot could not be written (the result is kept), 2
+        for a usage error, no input or an unusable model, 3 for an error
+        that is not about one file (an internal error, an output that
+        cannot be written): no results are written then, and an older
+        ``output`` file is removed.
+
+    Every failed input gets one line on ``stderr`` as it is met
+    (``infer.py: skipped FILE: REASON``), and a count at the end. In the
+    JSON and CSV outputs, the inputs that gave no file (missing paths,
+    patterns matching nothing, directories without audio) come first, then
+    every file in the order given, failures included with their reason.
+    """
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+
+    def usage(message):
+        print(f"{prog}: error: {message}", file=stderr)
+        return EXIT_USAGE
+
+    def report_failure(failure):
+        print(f"{prog}: skipped {failure.file}: {failure.reason}", file=stderr, flush=True)
+
+    if output_format not in inference.OUTPUT_FORMATS:
+        return usage(f"--format must be one of {', '.join(inference.OUTPUT_FORMATS)}. Received: --format={output_format}")
+    if not isinstance(top_k, int) or top_k < 1:
+        return usage(f"--top_k must be a positive integer. Received: --top_k={top_k}")
+    if "-" in list(inputs) or (stream or {}).get("mic"):
+        from speechmodel import stream as stream_module
+
+        return stream_module.run_cli(
+            list(inputs), model=model, default_model=default_model, list_files=list_files,
+            output_format=output_format, output=output, top_k=top_k, attention=attention,
+            window=window, hop=hop, max_utterance=max_utterance, plot_dir=plot_dir,
+            batch_size=batch_size, segment=segment, vad=vad, stream=stream or {},
+            stdout=stdout, stderr=stderr, prog=prog,
+        )
+    if any((stream or {}).get(k) for k in ("raw", "device", "max_seconds")):
+        return usage("--raw, --device and --max_seconds are for a stream: give - (standard input) or --mic")
+    try:
+        collected = inference.collect_inputs(inputs, list_files=list_files)
+    except ValueError as exc:
+        return usage(str(exc))
+    if not collected.paths:
+        for failure in collected.failures:
+            report_failure(failure)
+        return usage(
+            "no audio files to analyse: give files, directories, glob patterns "
+            "or --list FILE"
+        )
+    if output is not None:  # Before any work: refused, or known writable.
+        problem = check_output(output, inputs=collected.paths, list_files=list_files)
+        if problem:
+            return usage(problem)
+    if plot_dir is not None:
+        try:
+            os.makedirs(plot_dir, exist_ok=True)
+        except OSError as exc:
+            return usage(f"cannot create the --plot directory ({exc}). Received: --plot={plot_dir}")
+
+    if model is None:
+        if default_model is None:
+            return usage("no model: pass --model PATH")
+        if not os.path.exists(inference.resolve_model(default_model)):
+            return usage(
+                f"the default model {default_model} is missing from this "
+                "installation; pass --model PATH to a model.keras written by "
+                "train.py"
+            )
+        model = default_model
+    try:
+        loaded = inference.load_model(model)
+    except inference.ModelError as exc:
+        return usage(f"cannot use the model {exc}")
+    if top_k > len(loaded.class_names):
+        return usage(
+            f"--top_k is larger than the model's {len(loaded.class_names)} "
+            f"classes. Received: --top_k={top_k}"
+        )
+    try:
+        predictor = inference.Predictor(
+            loaded,
+            batch_size=batch_size,
+            window=window,
+            hop=hop,
+            max_utterance=max_utterance,
+            attention=attention,
+            plot_dir=plot_dir,
+            segment=segment,
+            vad=vad,
+        )
+    except ValueError as exc:
+        return usage(str(exc))
+
+    def error_exit(message):
+        """An error not about one file: one line, exit 3, no stale output."""
+        if output is not None and _remove_stale_output(output):
+            message += f"; the older {output} was removed so that it is not taken for this run's results"
+        print(f"{prog}: error: {message}", file=stderr, flush=True)
+        return EXIT_ERROR
+
+    for failure in collected.failures:
+        report_failure(failure)
+    try:
+        report = predictor.predict(collected.paths, on_failure=report_failure)
+        report.results = collected.failures + report.results
+        if output_format == "json":
+            text = inference.format_json(report, top_k=top_k, model=loaded.describe())
+        elif output_format == "jsonl":
+            text = inference.format_jsonl(report, top_k=top_k)
+        elif output_format == "csv":
+            text = inference.format_csv(report, top_k=top_k)
+        else:
+            text = inference.format_table(report, top_k=top_k, timeline=timeline)
+    except Exception as exc:  # Not about one file: those are Failures.
+        detail = " ".join(str(exc).split())[:300]
+        return error_exit(f"internal error, not about one file ({type(exc).__name__}: {detail}); no results were written")
+    for file, taken, used in getattr(predictor, "plot_renamed", []):
+        print(f"{prog}: {taken} exists and was not written by this run: the plot of {file} is {used}", file=stderr)
+    plot_failures = [p for p in report.predictions if p.plot_error]
+    for p in plot_failures:
+        print(f"{prog}: plot failed for {p.file}: {p.plot_error}; its emotion result is kept", file=stderr)
+    if output is not None:
+        try:
+            write_output(text, output)
+        except OSError as exc:
+            return error_exit(f"cannot write --output {output} ({exc.strerror or exc}); no results were written")
+    else:
+        try:
+            data = inference.encode_text(text, getattr(stdout, "encoding", None) or "utf-8")
+            if hasattr(stdout, "buffer"):
+                stdout.flush()
+                stdout.buffer.write(data)
+            else:
+                stdout.write(text)
+            stdout.flush()
+        except BrokenPipeError:  # e.g. `infer.py ... | head`: not an error.
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stdout.fileno())
+            except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+                pass
+        except OSError as exc:
+            return error_exit(f"cannot write the results to standard output ({exc.strerror or exc})")
+    failed = len(report.failures)
+    if failed or plot_failures:
+        parts = [f"{failed} of {len(report.results)} inputs failed"] if failed else []
+        if plot_failures:
+            parts.append(f"{len(plot_failures)} plots could not be written")
+        print(f"{prog}: {'; '.join(parts)}; {len(report.predictions)} analysed", file=stderr)
+        return EXIT_FILES_FAILED
+    return EXIT_OK

@@ -1,0 +1,224 @@
+"""The models inference runs: ``InferenceModel`` and its backends.
+
+* ``KerasInferenceModel``: an ``EmotionRecognizer`` (what ``train.py``
+  writes as ``model.keras``): batched log-mel segments (or waveforms, for a
+  classifier on a pretrained speech front end) through one compiled
+  classifier call per batch, with the attention weights when asked.
+* ``ClassicalInferenceModel``: a classical scikit-learn model on utterance
+  statistics (``speechmodel.classical``).
+
+Both give ``predict_files`` (files through ``speechmodel.pipeline``) and
+``predict_waveforms`` (windows of a long recording). ``speechmodel.
+inference.loading.load_model`` opens a model file as one of them.
+"""
+
+import numpy as np
+
+
+class InferenceModel:
+    """A loaded model, ready for ``Predictor``.
+
+    Attributes:
+        path: the file it was loaded from.
+        kind: ``"keras"`` or ``"classical"``.
+        class_names: the output classes.
+        sample_rate: the rate audio is analysed at.
+    """
+
+    kind = None
+    path = None
+    class_names = ()
+    sample_rate = 16000
+
+    @property
+    def has_attention(self):
+        return False
+
+    def describe(self):
+        return {"path": self.path, "kind": self.kind, "class_names": list(self.class_names)}
+
+
+def takes_waveforms(classifier):
+    """Whether a classifier takes ``{"waveforms", "lengths"}`` (a model on a
+    pretrained speech front end) rather than log-mel segments."""
+    from speechmodel.models.recognizer import takes_waveforms as check
+
+    return check(classifier)
+
+
+class KerasInferenceModel(InferenceModel):
+    """An ``EmotionRecognizer``: batched segments through its classifier."""
+
+    kind = "keras"
+
+    def __init__(self, recognizer, path=None):
+        import tensorflow as tf
+
+        from speechmodel import features as F
+
+        self.recognizer = recognizer
+        self.path = None if path is None else str(path)
+        self.classifier = recognizer.classifier
+        self.config = recognizer.features
+        self.sample_rate = self.config.sample_rate
+        n_outputs = int(recognizer.outputs[0].shape[-1])
+        names = list(recognizer.class_names) or [f"class_{i}" for i in range(n_outputs)]
+        self.class_names = names
+        self._tf = tf
+        self._attention_net = None
+        segment_spec = {
+            "segments": tf.TensorSpec([None, None, *self.config.segment_shape], tf.float32),
+            "mask": tf.TensorSpec([None, None], tf.bool),
+        }
+        config = self.config
+        # A classifier on a pretrained speech front end (Whisper) takes the
+        # waveforms itself; the others take log-mel segments.
+        self.takes_waveforms = takes_waveforms(self.classifier)
+
+        def classify(x, attention, counts):
+            if attention:
+                out = self._attention_network()(x, training=False)
+                return out["probabilities"], out["attention"]
+            out = self.classifier(x, training=False)
+            if isinstance(out, dict):
+                out = out["probabilities"]
+            return out, tf.zeros([tf.shape(counts)[0], tf.reduce_max(counts)], tf.float32)
+
+        def make(attention):
+            @tf.function(input_signature=[segment_spec])
+            def from_segments(x):
+                counts = tf.reduce_sum(tf.cast(x["mask"], tf.int32), axis=1)
+                return classify(x, attention, counts)
+
+            @tf.function(
+                input_signature=[
+                    tf.TensorSpec([None, None], tf.float32),
+                    tf.TensorSpec([None], tf.int32),
+                ]
+            )
+            def from_waveforms(waveforms, lengths):
+                if self.takes_waveforms:
+                    frames = 1 + tf.maximum(lengths, 1) // config.hop_length
+                    counts = tf.cast(F.num_segments(frames, config=config), tf.int32)
+                    x = {"waveforms": waveforms, "lengths": lengths}
+                    probs, weights = classify(x, attention, counts)
+                    return probs, weights, counts
+                segments, counts = F.batch_segment_features(
+                    waveforms, lengths, config=config
+                )
+                mask = tf.sequence_mask(counts, maxlen=tf.shape(segments)[1])
+                probs, weights = classify({"segments": segments, "mask": mask}, attention, counts)
+                return probs, weights, counts
+
+            return from_segments, from_waveforms
+
+        self._functions = {False: make(False), True: make(True)}
+
+    @property
+    def has_attention(self):
+        return callable(getattr(self.classifier, "attention_model", None))
+
+    def _attention_network(self):
+        if self._attention_net is None:
+            self._attention_net = self.classifier.attention_model()
+        return self._attention_net
+
+    def predict_files(self, paths, *, batch_size, attention, on_failure):
+        """Yields ``(index, probabilities, attention or None, n_segments)``
+        for each file of ``paths`` that loads; ``on_failure(index, reason)``
+        for the others."""
+        from speechmodel.pipeline import FailureLog, make_dataset
+
+        if not paths:
+            return
+        if attention:
+            self._attention_network()  # Built eagerly, outside the trace.
+        from_segments, from_waveforms = self._functions[bool(attention)]
+        failures = FailureLog()
+        position = {p: i for i, p in enumerate(paths)}
+        reported = 0
+        dataset = make_dataset(
+            paths,
+            config=self.config,
+            batch_size=batch_size,
+            with_index=True,
+            failures=failures,
+            outputs="waveforms" if self.takes_waveforms else "segments",
+        )
+        for x, index in dataset:
+            if self.takes_waveforms:
+                probs, weights, counts = from_waveforms(x["waveforms"], x["lengths"])
+                counts = counts.numpy()
+            else:
+                probs, weights = from_segments(x)
+                counts = x["mask"].numpy().sum(axis=1)
+            probs, weights = probs.numpy(), weights.numpy()
+            for row, i in enumerate(index.numpy()):
+                n = int(counts[row])
+                yield int(i), probs[row], (weights[row, :n] if attention else None), n
+            while reported < len(failures):
+                path, reason = failures.failures[reported]
+                on_failure(position[path], reason)
+                reported += 1
+        for path, reason in failures.failures[reported:]:
+            on_failure(position[path], reason)
+
+    def predict_waveforms(self, waveforms, lengths, *, attention):
+        """(B, S) zero-padded waveforms -> (probabilities (B, C), attention
+        list of (n_b,) arrays or None)."""
+        if attention:
+            self._attention_network()
+        from_waveforms = self._functions[bool(attention)][1]
+        probs, weights, counts = from_waveforms(
+            self._tf.constant(waveforms, self._tf.float32),
+            self._tf.constant(lengths, self._tf.int32),
+        )
+        probs = probs.numpy()
+        if not attention:
+            return probs, None
+        weights, counts = weights.numpy(), counts.numpy()
+        return probs, [weights[b, : counts[b]] for b in range(len(probs))]
+
+    def segment_times(self, n_segments, duration):
+        """(start, end) seconds of the ``n_segments`` segments of an
+        utterance of ``duration`` seconds."""
+        frame = self.config.hop_length / self.config.sample_rate
+        spans = []
+        for n in range(n_segments):
+            start = n * self.config.segment_hop * frame
+            end = min(duration, start + self.config.segment_frames * frame)
+            spans.append((start, max(start, end)))
+        return spans
+
+
+class ClassicalInferenceModel(InferenceModel):
+    """A classical scikit-learn model on utterance statistics."""
+
+    kind = "classical"
+
+    def __init__(self, model, path=None, *, n_jobs=2):
+        self.model = model
+        self.path = None if path is None else str(path)
+        self.class_names = list(model.class_names)
+        self.sample_rate = model.feature_config.sample_rate
+        self.n_jobs = n_jobs
+
+    def predict_files(self, paths, *, batch_size, attention, on_failure):
+        del batch_size, attention
+        if not paths:
+            return
+        result = self.model.predict_proba_paths(paths, n_jobs=self.n_jobs)
+        for failure in result.failures:
+            on_failure(failure.index, failure.reason)
+        for row, i in enumerate(result.kept):
+            yield int(i), result.probabilities[row].astype(np.float32), None, 0
+
+    def predict_waveforms(self, waveforms, lengths, *, attention):
+        from speechmodel.classical.features import compute_features
+
+        del attention
+        rows = [
+            compute_features(waveforms[b, : lengths[b]], config=self.model.feature_config)
+            for b in range(len(lengths))
+        ]
+        return self.model.predict_proba(np.stack(rows)).astype(np.float32), None

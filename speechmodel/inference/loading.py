@@ -1,0 +1,169 @@
+"""Opening a model file for inference, executing no code from it.
+
+``load_model`` reads the kind from the file's content: a ``.keras``
+``EmotionRecognizer`` (loaded with ``safe_mode=True``) becomes a
+``KerasInferenceModel``, a classical scikit-learn archive (``.skz``, see
+``speechmodel.classical.persistence``) a ``ClassicalInferenceModel``;
+anything else is a ``ModelError`` that says what the file is. The names of
+the shipped models (``speechmodel.presets``: ``default``, ``fast``) and run
+directories are resolved to their files.
+"""
+
+import json
+import os
+import zipfile
+
+from speechmodel.errors import Error
+from speechmodel.inference.backends import ClassicalInferenceModel, KerasInferenceModel
+
+# The shipped model used without --model: a name of speechmodel.presets
+# ("default", "fast"), resolved to the package's file by load_model.
+DEFAULT_MODEL = "default"
+
+
+class ModelError(Error, ValueError):
+    """A model file that cannot be used: names the file and the problem."""
+
+    def __init__(self, path, reason):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def _zip_names(path):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return set(zf.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(path, f"corrupt model archive ({exc})") from None
+
+
+def resolve_model(spec):
+    """A shipped model's name (``default``, ``fast``) -> its file; a run
+    directory -> its ``model.keras``; anything else as it is."""
+    from speechmodel import presets
+
+    spec = os.fspath(spec)
+    try:
+        return presets.resolve_model(spec)
+    except ValueError:
+        return spec
+
+
+def load_model(path):
+    """Loads a model for inference, executing no code from the file.
+
+    Args:
+        path: a ``.keras`` file holding an ``EmotionRecognizer`` (what
+            ``train.py`` writes as ``model.keras``), a classical model
+            archive (``model.skz``), a run directory holding a
+            ``model.keras``, or the name of a shipped model
+            (``speechmodel.presets``: ``"default"``, ``"fast"``). The kind is
+            read from the content.
+
+    Returns:
+        KerasInferenceModel or ClassicalInferenceModel.
+
+    Raises:
+        ModelError: missing, empty, not a model archive (a truncated
+            download, a random file), a Keras model of another kind, or a
+            model that fails to load; the message says which.
+    """
+    path = resolve_model(path)
+    if not os.path.exists(path):
+        raise ModelError(path, "model file not found")
+    if os.path.isdir(path):
+        raise ModelError(
+            path,
+            "is a directory, not a model file (pass the .keras file written "
+            "by train.py; a SavedModel export is for TensorFlow Serving)",
+        )
+    if os.path.getsize(path) == 0:
+        raise ModelError(path, "model file is empty (0 bytes)")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(
+            path,
+            "not a model of this project: expected a .keras archive written "
+            "by train.py (or a classical .skz model); this file is not a zip "
+            "archive (a truncated download or another kind of file?)",
+        )
+    names = _zip_names(path)
+    if {"meta.json", "model.skops"} <= names:
+        return _load_classical(path)
+    if "config.json" in names:
+        return _load_keras(path)
+    raise ModelError(
+        path,
+        "not a model of this project: a zip archive without a Keras "
+        f"config.json or a classical meta.json. Received entries: {sorted(names)[:6]}",
+    )
+
+
+def _load_classical(path):
+    try:
+        from speechmodel.classical import persistence
+    except ImportError as exc:  # skops missing.
+        raise ModelError(path, f"classical models need skops ({exc})") from None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = persistence.load_model(path)
+    except ValueError as exc:
+        reason = str(exc)
+        prefix = f"{path}: "
+        raise ModelError(path, reason[len(prefix):] if reason.startswith(prefix) else reason) from None
+    except Exception as exc:
+        raise ModelError(
+            path, f"cannot load the classical model ({type(exc).__name__}: {exc})"
+        ) from None
+    return ClassicalInferenceModel(model, path)
+
+
+def _load_keras(path):
+    from speechmodel import check_config_size
+
+    try:
+        check_config_size(path)  # Before config.json is read.
+    except ValueError as exc:
+        reason = str(exc)
+        raise ModelError(path, reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason) from None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json").decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, KeyError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(path, f"corrupt .keras archive ({exc})") from None
+    class_name = config.get("class_name") if isinstance(config, dict) else None
+    if class_name != "EmotionRecognizer":
+        raise ModelError(
+            path,
+            f"a Keras model of another kind ({class_name}), not a speechmodel "
+            "EmotionRecognizer; infer.py takes the model.keras that train.py "
+            "writes (it holds the audio front end and the class names)",
+        )
+    import warnings
+
+    import keras
+
+    import speechmodel.layers  # noqa: F401  (registers the serializable classes)
+    import speechmodel.models  # noqa: F401
+    from speechmodel.models.recognizer import EmotionRecognizer
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file.
+        message = " ".join(str(exc).split())
+        if len(message) > 300:
+            message = message[:300] + "..."
+        raise ModelError(
+            path, f"cannot load the model ({type(exc).__name__}: {message})"
+        ) from None
+    if not isinstance(model, EmotionRecognizer):
+        raise ModelError(
+            path,
+            f"loads as {type(model).__name__}, not a speechmodel EmotionRecognizer",
+        )
+    return KerasInferenceModel(model, path)

@@ -1,0 +1,81 @@
+import os
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from speechmodel import errors
+from speechmodel.inference import loading
+from speechmodel.models.recognizer import EmotionRecognizer
+from speechmodel.tests.inference_fixtures import CLASSES
+
+
+def test_load_model_rejects_what_is_not_a_model_of_this_project(tmp_path, model_path):
+    def reason(path):
+        with pytest.raises(loading.ModelError) as info:
+            loading.load_model(path)
+        assert str(path) in str(info.value)
+        return info.value.reason
+
+    assert "not found" in reason(tmp_path / "missing.keras")
+    assert "is a directory" in reason(tmp_path)
+    (tmp_path / "empty.keras").write_bytes(b"")
+    assert "empty" in reason(tmp_path / "empty.keras")
+    (tmp_path / "random.keras").write_bytes(np.random.default_rng(0).bytes(4000))
+    assert "not a zip archive" in reason(tmp_path / "random.keras")
+    data = open(model_path, "rb").read()
+    (tmp_path / "truncated.keras").write_bytes(data[: len(data) // 2])
+    assert "truncated download" in reason(tmp_path / "truncated.keras")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    assert "without a Keras config.json" in reason(tmp_path / "other.zip")
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    plain.save(tmp_path / "plain.keras")
+    assert "another kind (Sequential)" in reason(tmp_path / "plain.keras")
+    # A well-formed archive whose weights are damaged.
+    with zipfile.ZipFile(model_path) as src, zipfile.ZipFile(tmp_path / "bad_weights.keras", "w") as dst:
+        for item in src.namelist():
+            body = src.read(item)
+            dst.writestr(item, body[:100] if item.endswith(".h5") else body)
+    assert "cannot load the model" in reason(tmp_path / "bad_weights.keras")
+
+
+def test_model_error_is_a_value_error_of_the_toolkit():
+    exc = loading.ModelError("m.keras", "model file is empty (0 bytes)")
+    assert isinstance(exc, errors.Error) and isinstance(exc, ValueError)
+    assert str(exc) == "m.keras: model file is empty (0 bytes)" and exc.path == "m.keras"
+
+
+def test_loading_never_runs_code_from_the_file(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("SPEECHMODEL_TEST_MARKER", str(marker))
+    segments = keras.Input((None, 64, 64, 3), name="segments")
+    mask = keras.Input((None,), dtype="bool", name="mask")
+    # Code in the file: creates the marker file whenever it runs.
+    x = keras.layers.Lambda(
+        lambda t: t + float(open(__import__("os").environ["SPEECHMODEL_TEST_MARKER"], "w").close() or 0)
+    )(segments)
+    x = keras.layers.TimeDistributed(keras.layers.GlobalAveragePooling2D())(x)
+    x = keras.layers.GlobalAveragePooling1D()(x, mask=mask)
+    out = keras.layers.Dense(3, activation="softmax")(x)
+    classifier = keras.Model({"segments": segments, "mask": mask}, out)
+    EmotionRecognizer(classifier, class_names=CLASSES).save(tmp_path / "lambda.keras")
+    marker.unlink()
+    with pytest.raises(loading.ModelError, match="cannot load the model"):
+        loading.load_model(tmp_path / "lambda.keras")
+    assert not marker.exists()
+
+
+def test_resolve_model_names_shipped_models_and_run_directories(tmp_path):
+    fast = loading.resolve_model("fast")
+    assert fast.endswith(".keras") and os.path.isfile(fast)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")
+    assert loading.resolve_model(str(run)) == str(run / "model.keras")
+    assert loading.resolve_model(str(tmp_path / "mine.keras")) == str(tmp_path / "mine.keras")
+    # Neither a name nor a path: left as it is, for load_model to say "not found".
+    assert loading.resolve_model("nonesuch") == "nonesuch"
+    with pytest.raises(loading.ModelError, match="nonesuch: model file not found"):
+        loading.load_model("nonesuch")

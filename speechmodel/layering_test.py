@@ -1,0 +1,76 @@
+"""The layers never climb back up: file -> audio -> signal/features ->
+model -> result -> command. Checked on the source (every ``import``, at
+the top or inside a function), so that a lazy import cannot hide a cycle."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent  # speechmodel/
+
+# The low modules and what they must never import (a package and its
+# submodules).
+UPPER = ("speechmodel.inference", "speechmodel.models", "speechmodel.training",
+         "speechmodel.api", "speechmodel.cli", "speechmodel.serve", "speechmodel.stream",
+         "speechmodel.pipeline", "speechmodel.export")
+LOW = {
+    "speechmodel/signal.py": UPPER,
+    "speechmodel/audio.py": UPPER,
+    "speechmodel/features.py": UPPER,
+    "speechmodel/config.py": UPPER,
+    "speechmodel/errors.py": UPPER,
+    "speechmodel/fileio.py": UPPER,
+    # Inference uses the models, never the command, the API or the server.
+    "speechmodel/inference": ("speechmodel.cli", "speechmodel.api", "speechmodel.serve",
+                              "speechmodel.training"),
+}
+
+
+def imported_modules(path, source=None):
+    """Every module ``path`` imports (``from speechmodel import x`` counts
+    as ``speechmodel.x``; relative imports are resolved)."""
+    source = path.read_text() if source is None else source
+    tree = ast.parse(source, filename=str(path))
+    package = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def sources(entry):
+    path = ROOT.parent / entry
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.py") if not p.name.endswith("_test.py") and p.name != "conftest.py")
+    return [path]
+
+
+def climbs(modules, forbidden):
+    return sorted(m for m in modules for f in forbidden if m == f or m.startswith(f + "."))
+
+
+@pytest.mark.parametrize("entry", sorted(LOW))
+def test_low_modules_import_nothing_above_them(entry):
+    for path in sources(entry):
+        assert climbs(imported_modules(path), LOW[entry]) == [], path
+
+
+def test_the_check_sees_lazy_and_relative_imports():
+    found = imported_modules(ROOT / "inference" / "predictor.py")
+    assert "speechmodel.stream" in found and "numpy" in found  # One inside a method.
+    source = "def f():\n    from ..cli import flag_names\n    from . import results\n"
+    assert imported_modules(ROOT / "inference" / "x.py", source) >= {
+        "speechmodel.cli.flag_names", "speechmodel.inference.results"
+    }
+    assert climbs({"speechmodel.cli.flag_names", "speechmodel.client"}, ("speechmodel.cli",)) == [
+        "speechmodel.cli.flag_names"
+    ]

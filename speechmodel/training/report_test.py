@@ -1,0 +1,53 @@
+import json
+
+from speechmodel.training import report
+
+
+def _run(directory, *, uar=0.5, final=True, protocol="kfold"):
+    directory.mkdir()
+    config = {"model": {"name": "svm"}, "protocol": {"name": protocol}, "training": {}}
+    metrics = {
+        "dataset": "ravdess", "speaker_independent": True, "uar": uar, "wa": 0.6, "n": 32,
+        "fold_uar_mean": uar, "fold_uar_std": 0.0,
+        "folds": [{"uar": uar, "val_uar": None, "seconds": 60.0}, {"uar": uar, "val_uar": None, "seconds": 60.0}],
+    }
+    if final:
+        metrics["final_model"] = {"path": "model.skz"}
+        (directory / "model.skz").write_bytes(b"model")
+    (directory / "config.json").write_text(json.dumps(config))
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+    return directory
+
+
+def test_unfinished_and_failed_runs_are_skipped_with_a_warning_and_the_table_printed(tmp_path, capsys):
+    done = _run(tmp_path / "done")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text("{}")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metrics.json").write_text('{"uar": 0.5')  # cut short
+    (broken / "config.json").write_text("{}")
+    wrong = _run(tmp_path / "wrong")
+    (wrong / "metrics.json").write_text(json.dumps({"folds": None}))
+    table = tmp_path / "table.json"
+    code = report.main([str(unfinished), str(done), str(broken), str(wrong), "--json", str(table)])
+    captured = capsys.readouterr()
+    assert code == 0
+    warnings = captured.err.splitlines()
+    assert len(warnings) == 3 and all(w.startswith("report: skipping ") for w in warnings)
+    assert "no metrics.json (the run has not finished)" in warnings[0]
+    assert str(broken) in warnings[1] and str(wrong) in warnings[2]
+    lines = captured.out.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| svm | ravdess | kfold | 2 | 50.00 |")
+    [row] = json.loads(table.read_text())
+    assert row["deployable_model"] == str(done / "model.skz")
+    assert lines[2].rstrip(" |").endswith(str(done / "model.skz"))
+
+
+def test_a_run_without_a_deployable_model_has_an_empty_cell(tmp_path, capsys):
+    run = _run(tmp_path / "run", final=False)
+    assert report.main([str(run)]) == 0
+    line = capsys.readouterr().out.splitlines()[2]
+    assert line.endswith("| 32 |  |")
+    assert report.main([str(tmp_path / "nothing")]) == 2

@@ -1,0 +1,116 @@
+"""The README's commands, run as a user types them.
+
+Every indented command line of README.md that starts with ``python`` is
+found here and either run exactly as written (from a folder laid out like a
+checkout, with the files the README names: ``samples/``, ``files/*.wav``,
+``recordings/``, ``long_meeting.flac``, ``clip.wav``, ``interview.flac``,
+``data/ravdess``, ``A`` and ``B``), or, for the training commands, run as
+written plus ``--dry_run`` (every check train.py makes, nothing trained:
+a full training is a benchmark, not a test). The few that cannot run here
+are listed in ``NOT_RUN`` with the test that covers them instead; a new
+README command that is in neither list fails the test.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.paths import NEMO, RAVDESS, REPO, ravdess_files
+
+# Commands that cannot run in a test, and what covers them.
+NOT_RUN = {
+    "python -m pytest -q": "this suite",
+    "python infer.py --model runs/.../ clip.wav": "tests/test_final_model.py (a run directory as --model)",
+    "python infer.py --mic --segment vad": "tests/test_stream_cli.py (no microphone in CI)",
+    "python -m speechmodel.serve": "tests/test_serve_http.py, tests/test_serve_browser.py",
+    "python -m datasets.download ravdess --to data/ravdess": "datasets/download_test.py (no network)",
+}
+TRAINING = "python train.py"
+
+
+def readme_commands():
+    commands = []
+    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("    python "):
+            command = line.strip().split("  #")[0].strip()
+            commands.append(command)
+    return commands
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory):
+    """A folder laid out as the README assumes: the scripts and packages of
+    the checkout, and the audio files its examples name."""
+    root = tmp_path_factory.mktemp("checkout")
+    for name in ("infer.py", "train.py", "serve.py", "speechmodel", "datasets", "configs", "samples"):
+        os.symlink(REPO / name, root / name)
+    (root / "data").mkdir()
+    os.symlink(RAVDESS, root / "data" / "ravdess")
+    os.symlink(RAVDESS, root / "A")
+    os.symlink(NEMO, root / "B")
+    clips = ravdess_files("Actor_24/*.wav")
+    (root / "files").mkdir()
+    (root / "recordings" / "day1").mkdir(parents=True)
+    for clip in clips[:2]:
+        shutil.copy(clip, root / "files")
+    shutil.copy(clips[2], root / "recordings" / "day1")
+    shutil.copy(clips[3], root / "clip.wav")
+    from speechmodel.audio import load_audio
+
+    y = np.concatenate([np.concatenate([load_audio(c), np.zeros(8000, np.float32)]) for c in clips[4:9]])
+    sf.write(root / "long_meeting.flac", y, 16000)
+    sf.write(root / "interview.flac", y, 16000)
+    return root
+
+
+def run(command, cwd):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SER_DATA_DIR")}
+    args = shlex.split(command)
+    args[0] = sys.executable
+    # The shell expands globs; so does this.
+    expanded = []
+    for a in args:
+        if any(ch in a for ch in "*?["):
+            import glob
+
+            matches = sorted(glob.glob(a, root_dir=cwd))
+            expanded += matches or [a]
+        else:
+            expanded.append(a)
+    return subprocess.run(expanded, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_every_readme_command_is_known():
+    for command in readme_commands():
+        assert command in NOT_RUN or command.startswith(("python infer.py", TRAINING)), command
+
+
+@pytest.mark.parametrize(
+    "command", [c for c in readme_commands() if c.startswith("python infer.py") and c not in NOT_RUN]
+)
+def test_readme_infer_command_runs_as_written(command, checkout, tmp_path):
+    result = run(command, checkout)
+    assert result.returncode == 0, (command, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stdout.strip(), command
+    if "--plot plots/" in command:
+        assert any(p.suffix == ".png" for p in (checkout / "plots").iterdir())
+
+
+@pytest.mark.parametrize("command", [c for c in readme_commands() if c.startswith(TRAINING)])
+def test_readme_train_command_passes_every_check(command, checkout):
+    result = run(command + " --dry_run", checkout)
+    assert result.returncode == 0, (command, result.stderr)
+    assert "all checks passed" in result.stdout, result.stdout
+    assert not (checkout / "runs").exists()  # a dry run writes nothing
+    # The flag spellings are one flag.
+    if "--data_dir" in command:
+        dashed = run(command.replace("--data_dir", "--data-dir") + " --dry_run", checkout)
+        assert dashed.returncode == 0 and dashed.stdout == result.stdout
