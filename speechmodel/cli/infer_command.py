@@ -257,8 +257,19 @@ def run(
 
     for failure in collected.failures:
         report_failure(failure)
+    progress = None
+    if len(set(collected.paths)) > 1 and stderr.isatty():
+        # On a terminal, a line every few seconds: files done, time left.
+        # (Piped or redirected, stderr keeps to one line per bad file.)
+        from speechmodel.progress import CountProgress
+
+        bar = CountProgress("analysing", len(set(collected.paths)), every=5.0,
+                            say=lambda line: print(line, file=stderr, flush=True))
+        progress = lambda done, total: bar.update(done)  # noqa: E731
     try:
-        report = predictor.predict(collected.paths, on_failure=report_failure)
+        report = predictor.predict(collected.paths, on_failure=report_failure, progress=progress)
+        if progress is not None:
+            bar.close()
         report.results = collected.failures + report.results
         if output_format == "json":
             text = inference.format_json(report, top_k=top_k, model=loaded.describe())

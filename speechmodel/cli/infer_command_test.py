@@ -40,6 +40,21 @@ def test_run_exit_statuses(model_path, tmp_path):
         assert status == 2 and message in err and out == "", (inputs, kwargs, err)
 
 
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_only(model_path):
+    clips = ravdess_files("Actor_14/*.wav")[:3]
+    piped = io.StringIO()
+    assert infer_command.run(clips, model=model_path, stdout=io.StringIO(), stderr=piped) == 0
+    assert piped.getvalue() == ""  # redirected: one line per bad file, nothing else
+    terminal = _Terminal()
+    assert infer_command.run(clips, model=model_path, stdout=io.StringIO(), stderr=terminal) == 0
+    assert terminal.getvalue().splitlines()[-1].startswith("analysing: 3/3 files done (")
+
+
 def test_check_output_refuses_inputs_audio_and_directories(tmp_path):
     clip = tmp_path / "clip.wav"
     clip.write_bytes(b"RIFF....WAVE")

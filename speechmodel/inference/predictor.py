@@ -169,7 +169,7 @@ class Predictor:
             "overall": "mean of window probabilities weighted by voiced seconds",
         }
 
-    def predict(self, paths, *, on_failure=None, on_result=None):
+    def predict(self, paths, *, on_failure=None, on_result=None, progress=None):
         """Analyses files.
 
         Args:
@@ -177,6 +177,9 @@ class Predictor:
                 patterns and lists).
             on_failure: called with each Failure as it is met.
             on_result: called with each Prediction as it is made.
+            progress: called as ``progress(done, total)`` each time a file
+                is finished (analysed or failed); ``total`` counts each
+                distinct file once.
 
         Returns:
             Report: a Prediction or Failure per path, in order.
@@ -189,10 +192,18 @@ class Predictor:
         self._plot_names = set()  # Plot names are unique within a call.
         self.plot_renamed = []  # (file, name taken, name used)
 
+        finished = [0]
+
+        def tick():
+            finished[0] += 1
+            if progress is not None:
+                progress(finished[0], len(paths))
+
         def fail(i, reason):
             results[i] = Failure(paths[i], reason)
             if on_failure is not None:
                 on_failure(results[i])
+            tick()
 
         def done(i, prediction):
             if self.plot_dir is not None and prediction.plot is None and prediction.plot_error is None:
@@ -200,6 +211,7 @@ class Predictor:
             results[i] = prediction
             if on_result is not None:
                 on_result(prediction)
+            tick()
 
         clips, long_files, durations = [], [], {}
         # libsndfile's decoders print their own diagnostics on stderr when

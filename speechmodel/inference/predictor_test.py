@@ -73,8 +73,11 @@ def test_bad_files_are_reported_and_the_others_analysed(model, tmp_path, long_fi
         "cut_long.wav": "truncated",
     }
     paths = [good[0]] + [str(tmp_path / n) for n in bad] + [good[1], good[0]]
-    met = []
-    report = P.Predictor(model).predict(paths, on_failure=met.append)
+    met, ticks = [], []
+    report = P.Predictor(model).predict(paths, on_failure=met.append,
+                                        progress=lambda done, total: ticks.append((done, total)))
+    # One tick per distinct file, analysed or failed (good[0] twice: once).
+    assert ticks == [(n, 8) for n in range(1, 9)]
     assert [r.file for r in report.results] == paths
     assert [type(r).__name__ for r in report.results] == ["Prediction"] + ["Failure"] * 6 + ["Prediction"] * 2
     for failure in report.failures:

@@ -784,8 +784,9 @@ def _validate_model(config, features):
     name = model.get("name")
     if name not in MODEL_NAMES:
         raise ConfigError(
-            f"model.name: unknown model{closest(name, MODEL_NAMES)}. Known: deep "
-            f"{', '.join(DEEP_MODELS)}; classical {', '.join(CLASSICAL_MODELS)}. Received: name={name!r}"
+            f"model.name: unknown model{closest(name, MODEL_NAMES)}. Known: "
+            f"{', '.join(DEEP_MODELS)} (deep); {', '.join(CLASSICAL_MODELS)} (classical). "
+            f"Received: name={name!r}"
         )
     kind = model_kind(model)
     if kind != "front_end" and model.get("fine_tune_blocks"):
