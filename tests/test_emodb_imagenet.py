@@ -69,19 +69,22 @@ def test_the_shipped_command_resolves_to_the_paper_setting(emodb):
 
 
 def test_emodb_imagenet_alexnet_runs_offline_to_its_metrics(emodb, tmp_path):
-    # configs/emodb.json as shipped (weights "imagenet"), but 1 CNN epoch
-    # and 2 head epochs, and no final model after the folds: test-sized.
+    # configs/emodb.json as shipped (weights "imagenet"), test-sized: one of
+    # its leave-one-speaker-out folds (speaker 03 tested, 09 validating),
+    # 1 CNN epoch and 2 head epochs. (The LOSO folds themselves: the test
+    # above and datasets/protocols_test.py.)
     out = tmp_path / "run"
     keras_home = tmp_path / "keras"  # empty: nothing cached, nothing downloaded
     result = run(
         ["--dataset", "emodb", "--data_dir", str(emodb), "--output_dir", str(out),
-         "--segment_epochs", "1", "--epochs", "2", "--nofinal_model"],
+         "--protocol", "holdout", "--holdout_speakers", "03", "--val_speakers", "09",
+         "--segment_epochs", "1", "--epochs", "2"],
         env={"SPEECHMODEL_ALEXNET_IMAGENET": str(WEIGHTS), "KERAS_HOME": str(keras_home)},
     )
     assert result.returncode == 0, result.stderr[-4000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["dataset"] == "emodb" and metrics["n"] == 21
-    assert [f["test_speakers"] for f in metrics["folds"]] == [["03"], ["08"], ["09"]]
+    assert metrics["dataset"] == "emodb" and metrics["n"] == 7
+    assert [f["test_speakers"] for f in metrics["folds"]] == [["03"]]
     assert metrics["speaker_independent"] is True
     assert sorted(metrics["class_names"]) == sorted(
         ["neutral", "boredom", "happy", "sad", "angry", "fearful", "disgust"])
@@ -91,7 +94,7 @@ def test_emodb_imagenet_alexnet_runs_offline_to_its_metrics(emodb, tmp_path):
     assert resolved["model"]["weights"] == "imagenet"
     assert resolved["model"]["input_size"] == 227
     log = (out / "train.log").read_text()
-    # Which weights every fold loaded, and that fc6/fc7 stayed random.
-    assert log.count(f"Backbone 'alexnet': loaded the ImageNet weights {WEIGHTS}") == 3, log
+    # Which weights the fold loaded, and that fc6/fc7 stayed random.
+    assert log.count(f"Backbone 'alexnet': loaded the ImageNet weights {WEIGHTS}") == 1, log
     assert "fc6 and fc7 (classifier_1, classifier_4) keep their random initialisation" in log
     assert not (keras_home / "models").exists()

@@ -22,6 +22,9 @@ TINY = {
               "attention_units": 8, "dense_units": [8], "dropout": 0.1},
     "training": {"epochs": 2, "batch_size": 8, "patience": 0, "reduce_lr_patience": 0},
 }
+# What must never reach a user's stderr during training.
+NOISE = ("Local rendezvous", "OUT_OF_RANGE", "ran out of data", "retracing", "oneDNN",
+         "`shuffle=True` was passed", "Type inference failed", "tensorflow/core")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,8 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
     out = tmp_path / "run"
-    result = run(train_command(corpus, out, config))
+    # The final model trained after the folds: tests/test_final_model.py.
+    result = run(train_command(corpus, out, config, "--nofinal_model"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[fold 1/2 fold1]" in result.stdout and "running mean UAR" in result.stdout
     for name in ("config.json", "metrics.json", "predictions.csv", "confusion.png",
@@ -124,23 +128,24 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     assert both.stdout.count("\n") == 3  # header, rule, the finished run
 
     # A rerun of the same command finds every fold done.
-    again = run(train_command(corpus, out, config))
+    again = run(train_command(corpus, out, config, "--nofinal_model"))
     assert again.returncode == 0 and again.stdout.count("done earlier") == 2
 
 
 def test_killed_run_resumes_to_the_same_layout(corpus, tmp_path):
     config = tmp_path / "tiny.json"
     slow = json.loads(json.dumps(TINY))
-    slow["training"]["epochs"] = 4
+    slow["protocol"] = {"name": "holdout", "holdout_speakers": ["01"], "val_speakers": ["04"]}
+    slow["training"]["epochs"] = 3
     config.write_text(json.dumps(slow))
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    command = train_command(corpus, out, config, "--nofinal_model")  # tests/test_final_model.py
+    command = train_command(corpus, out, config)
     proc = subprocess.Popen(command, cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    history = out / "folds" / "fold1" / "history.csv"
+    history = out / "folds" / "holdout" / "history.csv"
     deadline = time.time() + 600
-    while time.time() < deadline:  # kill after the first epoch of fold 1
+    while time.time() < deadline:  # a real SIGKILL after the first epoch
         if history.exists() and len(history.read_text().splitlines()) >= 2:
             break
         if proc.poll() is not None:
@@ -149,19 +154,18 @@ def test_killed_run_resumes_to_the_same_layout(corpus, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "metrics.json").exists()
-    assert not (out / "folds" / "fold1" / "result.json").exists()
+    assert not (out / "folds" / "holdout" / "result.json").exists()
 
     resumed = run(command)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     epochs = [int(float(row["epoch"])) for row in csv.DictReader(history.open())]
-    assert epochs[0] == 0 and epochs[-1] <= 3  # continued, not restarted past 4 epochs
-    assert len(epochs) <= 4 + 1
+    assert sorted(set(epochs)) == [0, 1, 2] and len(epochs) <= 3 + 1  # continued, not restarted
     assert (out / "metrics.json").exists()
-    # The folds (the final model after them, laid out as a fold: see
-    # tests/test_final_model.py).
+    # One fold: its model is the run's deployable model.keras.
     assert layout(out) == sorted(
-        ["config.json", "metrics.json", "predictions.csv", "confusion.png", "folds.json", "manifest.csv"]
-        + [f"{f}/{n}" for f in ("folds/fold1", "folds/fold2") for n in
+        ["config.json", "metrics.json", "predictions.csv", "confusion.png", "folds.json", "manifest.csv",
+         "model.keras"]
+        + [f"{f}/{n}" for f in ("folds/holdout",) for n in
            ("history.csv", "curves.png", "model.keras", "result.json", "best.weights.h5", "monitor.json")]
     )
 
@@ -180,8 +184,31 @@ def test_two_stage_mode_and_a_classical_model_write_the_same_artifacts(corpus, t
     two_stage["training"].update(mode="two_stage", segment_epochs=1, embedding_cache=str(tmp_path / "emb"))
     config.write_text(json.dumps(two_stage))
     out = tmp_path / "two_stage"
-    result = run(train_command(corpus, out, config, "--nofinal_model"))
+    # As a user runs it: train.py quiets TensorFlow itself.
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    result = subprocess.run(train_command(corpus, out, config, "--nofinal_model"), capture_output=True,
+                            text=True, timeout=900, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    # Progress a person can follow (issue #13): a header per fold and stage,
+    # one line per epoch with the run's elapsed and remaining time, the
+    # embedding extraction's progress; the same lines in train.log; no
+    # TensorFlow or Keras noise on stderr.
+    lines = result.stdout.splitlines()
+    for f in ("1/2", "2/2"):
+        assert any(l.startswith(f"fold {f}, stage 1/2: CNN on segments, 1 epoch (batches of ") for l in lines), lines
+        assert any(l.startswith(f"fold {f}, stage 2/2: segment embeddings (cached in ") for l in lines)
+        assert any(l.startswith(f"fold {f}, stage 2/2: train embeddings: ") and " files done" in l for l in lines)
+        [stage1] = [l for l in lines if l.startswith(f"fold {f}, stage 1/2 epoch 1/1: loss ")]
+        head = [l for l in lines if l.startswith(f"fold {f}, stage 2/2 head epoch ")]
+        assert [l.split(":")[0][-3:] for l in head] == ["1/2", "2/2"]
+        for line in [stage1, *head]:
+            assert " | run: " in line and " elapsed" in line
+        assert "val_uar " in head[0] and "uar " in head[0]
+    assert lines[-1].startswith("No deployable model: the final model was skipped (--nofinal_model)")
+    assert "fold 2/2, stage 2/2 head epoch 2/2: " in (out / "train.log").read_text()
+    noise = [l for l in result.stderr.splitlines() if any(n in l for n in NOISE)]
+    assert noise == [], noise[:5]
     fold = json.loads((out / "folds" / "fold1" / "result.json").read_text())
     assert fold["mode"] == "two_stage" and fold["head_seconds_per_epoch"] > 0
     assert (out / "folds" / "fold1" / "stage1.weights.h5").is_file()

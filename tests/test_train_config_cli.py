@@ -223,3 +223,10 @@ def test_csv_dataset_takes_the_csv_file_itself(corpus, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "all checks passed" in result.stdout
     assert not out.exists() and not result.tensorflow
+
+
+def test_val_speakers_is_a_count_or_speaker_ids():
+    count = json.loads(train("--val_speakers", "2", "--print_config").stdout)
+    ids = json.loads(train("--val-speakers", "09", "--print_config").stdout)
+    assert count["protocol"]["val_speakers"] == 2
+    assert ids["protocol"]["val_speakers"] == ["09"]  # a leading zero: a speaker, not nine

@@ -57,7 +57,7 @@ def define_flags():
     flags.DEFINE_enum("protocol", None, ["loso", "kfold", "session", "holdout", "cross", "all", "loco", "multi"], "loso, kfold (speaker k-fold; RAVDESS: 6 folds of 4 actors), session (IEMOCAP), holdout, cross, all (one deployable model on every speaker); with several corpora also loco (leave one corpus out, on the emotions all corpora share) or multi (speaker k-fold inside each corpus: fold i tests group i of every corpus; RAVDESS keeps its 6 actor folds). Default: the config's.")
     flags.DEFINE_integer("folds", None, "k of the kfold and multi protocols.", lower_bound=2)
     flags.DEFINE_list("holdout_speakers", None, "Test speakers of the holdout protocol.")
-    flags.DEFINE_string("val_speakers", None, "Validation speakers taken from the training speakers: a count or a comma list.")
+    flags.DEFINE_string("val_speakers", None, "Validation speakers taken from the training speakers: a count (2) or a comma list of speakers (09 or 03,08).")
     flags.DEFINE_bool("random_split", False, "Split utterances at random, mixing speakers between train and test (NOT speaker independent; warns).")
     flags.DEFINE_string("emotions", None, "Comma list of emotions to keep, e.g. angry,happy,neutral,sad. Several corpora keep the union of their emotions (loco: those all share) unless this restricts them.")
     flags.DEFINE_integer("epochs", None, "Epochs of the head (SpeechModel's BLSTM + attention + DNN on the cached embeddings in the frozen and two_stage modes; the whole model in end_to_end). Early stopping on the validation speakers may stop sooner. Stage 1 of two_stage: --segment_epochs.", lower_bound=1)
@@ -193,7 +193,9 @@ def _setup_from_flags(flags, *, say=None):
         put("protocol.holdout_speakers", list(flags.holdout_speakers), "--holdout_speakers")
     if _given(flags, "val_speakers"):
         value = flags.val_speakers.strip()
-        put("protocol.val_speakers", int(value) if value.isdigit() else
+        # A count ("2") or speakers ("09", "03,08"): a leading zero is an ID.
+        count = value.isdigit() and not (len(value) > 1 and value.startswith("0"))
+        put("protocol.val_speakers", int(value) if count else
             [v.strip() for v in value.split(",") if v.strip()], "--val_speakers")
     if _given(flags, "model"):
         cli["model.name"] = "--model"
