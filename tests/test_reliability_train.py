@@ -240,6 +240,9 @@ def test_two_stage_killed_in_each_stage_gives_the_uninterrupted_numbers(corpus, 
         with pytest.raises(Killed):
             run(config)
     assert (out / "folds" / "holdout" / "stage1.weights.h5").exists()
+    # The run said where it resumed (issue #13: fold, stage and epoch).
+    log = (out / "train.log").read_text()
+    assert "fold 1/1 (holdout), stage 1/2: resuming at epoch 2/2 (epochs 1-1 restored from the backup)" in log, log
     run(config)
     assert outcome(out) == expected
 

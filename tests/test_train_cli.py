@@ -130,6 +130,7 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     # A rerun of the same command finds every fold done.
     again = run(train_command(corpus, out, config, "--nofinal_model"))
     assert again.returncode == 0 and again.stdout.count("done earlier") == 2
+    assert f"Resuming {out}: 2 of 2 folds already finished (fold1, fold2)." in again.stdout.splitlines()
 
 
 def test_killed_run_resumes_to_the_same_layout(corpus, tmp_path):
