@@ -30,21 +30,9 @@ def set_default_mode(path):
     os.chmod(path, default_mode())
 
 
-def fsync_directory(directory):
-    """Makes the renames in ``directory`` durable (no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path):
+def _fsync(path):
+    """Flushes ``path`` (a file or a directory) to disk; no-op where the
+    system does not support it."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -55,6 +43,11 @@ def _fsync_file(path):
         pass
     finally:
         os.close(fd)
+
+
+def fsync_directory(directory):
+    """Makes the renames in ``directory`` durable (no-op where unsupported)."""
+    _fsync(directory)
 
 
 @contextlib.contextmanager
@@ -80,7 +73,7 @@ def atomic_path(path, *, suffix=None):
         yield tmp
         if not os.path.exists(tmp):
             raise FileNotFoundError(f"{path}: the writer left no file at {tmp}")
-        _fsync_file(tmp)
+        _fsync(tmp)
         os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:

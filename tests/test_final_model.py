@@ -57,19 +57,6 @@ def run(cfg):
     return run_experiment(json.loads(json.dumps(cfg)), log_to_stdout=False)
 
 
-def final_outcome(run_dir):
-    result = json.loads((run_dir / "final" / "result.json").read_text())
-    for key in ("seconds", "fit_seconds", "seconds_per_epoch"):
-        result.pop(key, None)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    metrics.pop("seconds")
-    metrics["final_model"].pop("seconds")
-    for fold in metrics["folds"]:
-        fold.pop("seconds")
-    return {"result": result, "metrics": metrics,
-            "history": (run_dir / "final" / "history.csv").read_text()}
-
-
 def tensorboard_tags(directory, run):
     import tensorflow as tf
 
