@@ -14,6 +14,14 @@ only (``speechmodel.training.report``):
 ``multi``     the same recipe trained on RAVDESS and nEMO together, speaker
               folds inside each corpus (6 folds): the figures behind the
               shipped model's choice of data.
+``ravdess_speakernorm``, ``nemo_speakernorm``
+              the same as ``ravdess``/``nemo`` with speaker normalisation
+              (``model.speaker_normalization``): every speaker's
+              embeddings standardised with that speaker's own statistics;
+              reported with the test speakers' own statistics (a
+              transductive figure: it needs their unlabelled recordings)
+              and per clip (an average training speaker's statistics);
+              no final model.
 ``default``   configs/default.json: the shipped model (protocol ``all``:
               no test folds; copy ``model.keras`` to
               ``speechmodel/presets/default.keras``).
@@ -40,9 +48,13 @@ SHARED = REPO.parent / "shared" / "data"
 
 def experiments(ravdess, nemo):
     both = [{"name": "ravdess", "data_dir": ravdess}, {"name": "nemo", "data_dir": nemo}]
+    # The figures, not a deployable model: no final model.
+    normalized = {"model": {"speaker_normalization": True}, "training": {"final_model": False}}
     return {
         "ravdess": ("ravdess.json", {"dataset": {"data_dir": ravdess}}),
         "nemo": ("nemo.json", {"dataset": {"data_dir": nemo}}),
+        "ravdess_speakernorm": ("ravdess.json", {"dataset": {"data_dir": ravdess}, **normalized}),
+        "nemo_speakernorm": ("nemo.json", {"dataset": {"data_dir": nemo}, **normalized}),
         "loco": ("default.json", {"dataset": {"corpora": both}, "protocol": {"name": "loco"}}),
         "multi": ("default.json", {"dataset": {"corpora": both},
                                    "protocol": {"name": "multi", "k": 6, "val_speakers": 1}}),
@@ -75,6 +87,9 @@ def main(argv=None):
             config["dataset"]["corpora"] = dataset["corpora"]
         else:
             config["dataset"]["data_dir"] = dataset["data_dir"]
+        for section in ("model", "training"):
+            if section in override:
+                config[section] = merge(config[section], override[section])
         if "protocol" in override:
             config["protocol"] = merge(config["protocol"], override["protocol"])
         config["output_dir"] = os.path.join(args.root, name)

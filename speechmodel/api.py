@@ -277,7 +277,8 @@ class Recognizer:
                 )
         return out
 
-    def predictor(self, *, window=None, hop=None, max_utterance=None, attention=False):
+    def predictor(self, *, window=None, hop=None, max_utterance=None, attention=False,
+                  same_speaker=False):
         """The ``speechmodel.inference.Predictor`` ``classify`` uses.
 
         ``window`` given and ``max_utterance`` not: audio longer than one
@@ -290,10 +291,11 @@ class Recognizer:
             hop = min(self.hop, window)
         return inference.Predictor(
             self.model, batch_size=self.batch_size, window=window, hop=hop,
-            max_utterance=max_utterance, attention=attention,
+            max_utterance=max_utterance, attention=attention, same_speaker=same_speaker,
         )
 
-    def classify(self, inputs, *, sample_rate=None, window=None, hop=None, max_utterance=None):
+    def classify(self, inputs, *, sample_rate=None, window=None, hop=None, max_utterance=None,
+                 same_speaker=False):
         """The emotion of one input or of a list of inputs.
 
         Args:
@@ -309,6 +311,9 @@ class Recognizer:
                 --hop``). Giving ``window`` alone makes ``max_utterance``
                 the window: anything longer than one window is windowed.
             max_utterance: seconds (default 20, as ``infer.py``).
+            same_speaker: the inputs are one speaker's recordings: a model
+                trained with speaker normalisation standardises them with
+                their own statistics (as ``infer.py --same_speaker``).
 
         Returns:
             A ``Classification`` for one input; for a list, one result per
@@ -324,7 +329,9 @@ class Recognizer:
         """
         single = _is_single(inputs)
         items = [inputs] if single else list(inputs)
-        predictor = self.predictor(window=window, hop=hop, max_utterance=max_utterance)
+        predictor = self.predictor(
+            window=window, hop=hop, max_utterance=max_utterance, same_speaker=same_speaker
+        )
         if not items:
             return []
         with contextlib.ExitStack() as stack:

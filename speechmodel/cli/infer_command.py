@@ -132,6 +132,7 @@ def run(
     timeline=False,
     segment="windows",
     vad="auto",
+    same_speaker=False,
     stream=None,
     stdout=None,
     stderr=None,
@@ -145,8 +146,8 @@ def run(
         default_model: the shipped model's path (``models/
             ravdess_default.keras`` beside ``infer.py``).
         list_files, output_format, output, top_k, attention, window, hop,
-            max_utterance, plot_dir, batch_size, timeline, segment, vad: as
-            the flags.
+            max_utterance, plot_dir, batch_size, timeline, segment, vad,
+            same_speaker: as the flags.
         stream: for ``infer.py -`` (``inputs == ["-"]``) and ``--mic``: a
             dict of ``speechmodel.stream.run_cli`` options (``mic``,
             ``device``, ``raw``, ``rate``, ``sample_format``, ``channels``,
@@ -182,6 +183,9 @@ def run(
     if not isinstance(top_k, int) or top_k < 1:
         return usage(f"--top_k must be a positive integer. Received: --top_k={top_k}")
     if "-" in list(inputs) or (stream or {}).get("mic"):
+        if same_speaker:
+            return usage("--same_speaker is for files (their statistics need every recording "
+                         "first), not for a stream")
         from speechmodel import stream as stream_module
 
         return stream_module.run_cli(
@@ -244,9 +248,10 @@ def run(
             plot_dir=plot_dir,
             segment=segment,
             vad=vad,
+            same_speaker=same_speaker,
         )
     except ValueError as exc:
-        return usage(str(exc))
+        return usage(str(exc).replace("Received: same_speaker=True", "Received: --same_speaker"))
 
     def error_exit(message):
         """An error not about one file: one line, exit 3, no stale output."""

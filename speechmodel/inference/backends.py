@@ -29,6 +29,7 @@ class InferenceModel:
     path = None
     class_names = ()
     sample_rate = 16000
+    speaker_normalization = None  # A model trained with speaker normalisation: its layer.
 
     @property
     def has_attention(self):
@@ -122,6 +123,46 @@ class KerasInferenceModel(InferenceModel):
         if self._attention_net is None:
             self._attention_net = self.classifier.attention_model()
         return self._attention_net
+
+    @property
+    def speaker_normalization(self):
+        """The classifier's ``SpeakerNormalization`` layer (a model trained
+        with ``model.speaker_normalization``), or None."""
+        return getattr(self.classifier, "speaker_normalization", None)
+
+    def speaker_statistics(self, paths, *, batch_size):
+        """``(mean, variance, files)``: the statistics of the segment
+        embeddings of ``paths``, taken as one speaker's recordings
+        (``speechmodel.layers.speaker_normalization``), and how many files
+        they come from. A file that does not load is left out here (the
+        prediction pass reports it); None when none loads."""
+        from speechmodel.layers.speaker_normalization import speaker_statistics
+        from speechmodel.pipeline import FailureLog, make_dataset
+
+        tf = self._tf
+        if getattr(self, "_embed", None) is None:
+            network = self.classifier.embeddings_model()
+
+            @tf.function(
+                input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+            )
+            def embed(waveforms, lengths):
+                out = network({"waveforms": waveforms, "lengths": lengths}, training=False)
+                return out["embeddings"], tf.reduce_sum(tf.cast(out["mask"], tf.int32), axis=1)
+
+            self._embed = embed
+        sequences = []
+        for x, _ in make_dataset(
+            list(paths), config=self.config, batch_size=batch_size, with_index=True,
+            failures=FailureLog(), outputs="waveforms",
+        ):
+            embeddings, counts = self._embed(x["waveforms"], x["lengths"])
+            embeddings, counts = embeddings.numpy(), counts.numpy()
+            sequences.extend(embeddings[b, : int(counts[b])] for b in range(len(counts)))
+        if not any(len(s) for s in sequences):
+            return None
+        mean, variance = speaker_statistics(sequences)
+        return mean, variance, len(sequences)
 
     def predict_files(self, paths, *, batch_size, attention, on_failure):
         """Yields ``(index, probabilities, attention or None, n_segments)``

@@ -84,6 +84,12 @@ class Predictor:
             when no speech is found); see ``speechmodel.stream``.
         vad: the detector for ``segment="vad"``: ``auto`` (Silero when
             installed, else voicing), ``silero`` or ``voicing``.
+        same_speaker: the files of a ``predict`` call are one speaker's
+            recordings: a model trained with speaker normalisation
+            (``model.speaker_normalization``) standardises their segment
+            embeddings with the statistics of all of them (unlabelled)
+            instead of an average training speaker's. The more recordings,
+            the better the statistics (see the model card).
 
     Raises:
         ValueError: an option is out of range, or attention is asked of a
@@ -103,7 +109,17 @@ class Predictor:
         block_seconds=30.0,
         segment="windows",
         vad="auto",
+        same_speaker=False,
     ):
+        if same_speaker and getattr(model, "speaker_normalization", None) is None:
+            raise ValueError(
+                "same-speaker normalisation needs a model trained with speaker normalisation "
+                "(train.py --set model.speaker_normalization=true); this model "
+                f"({getattr(model, 'path', None) or type(model).__name__}) was not. "
+                "Received: same_speaker=True"
+            )
+        self.same_speaker = bool(same_speaker)
+        self.speaker_files = None  # Files the last predict's statistics came from.
         if segment not in ("windows", "vad"):
             raise ValueError(f"`segment` must be windows or vad. Received: segment={segment!r}")
         if segment == "vad":
@@ -161,13 +177,18 @@ class Predictor:
                 None, sample_rate=self.model.sample_rate, class_names=self.model.class_names,
                 segment="vad", vad=self.vad, max_utterance=self.max_utterance,
             ).settings
-        return {
+        settings = {
             "window": self.window,
             "hop": self.hop,
             "max_utterance": self.max_utterance,
             "sample_rate": self.model.sample_rate,
             "overall": "mean of window probabilities weighted by voiced seconds",
         }
+        if self.same_speaker:
+            settings["speaker_normalization"] = (
+                f"the statistics of the {self.speaker_files} readable inputs, as one speaker"
+            )
+        return settings
 
     def predict(self, paths, *, on_failure=None, on_result=None, progress=None):
         """Analyses files.
@@ -233,6 +254,29 @@ class Predictor:
                 (long_files if long else clips).append(i)
         for i, reason in unreadable:  # Reported once stderr is back.
             fail(i, reason)
+        layer, saved = None, None
+        self.speaker_files = None
+        if self.same_speaker and durations:
+            statistics = self.model.speaker_statistics(
+                [paths[i] for i in sorted(durations)], batch_size=self.batch_size
+            )
+            if statistics is not None:
+                layer, saved = self.model.speaker_normalization, self.model.speaker_normalization.statistics()
+                layer.set_statistics(*statistics[:2])
+                self.speaker_files = statistics[2]
+        try:
+            self._predict_readable(paths, clips, long_files, durations, fail, done)
+        finally:  # The model goes back to the average speaker.
+            if layer is not None:
+                layer.set_statistics(*saved)
+        for i, result in enumerate(results):
+            if result is None:  # Never silent, even if a backend misses one.
+                fail(i, "no result was produced for this file (internal error)")
+        by_path = dict(zip(paths, results))
+        return Report([by_path[p] for p in given], list(self.model.class_names), self.settings)
+
+    def _predict_readable(self, paths, clips, long_files, durations, fail, done):
+        from speechmodel.audio import AudioError
 
         clips.sort(key=lambda i: durations[i])
         clip_paths = [paths[i] for i in clips]
@@ -267,11 +311,6 @@ class Predictor:
                 fail(i, f"analysis failed ({type(exc).__name__}: {exc})")
                 continue
             done(i, prediction)
-        for i, result in enumerate(results):
-            if result is None:  # Never silent, even if a backend misses one.
-                fail(i, "no result was produced for this file (internal error)")
-        by_path = dict(zip(paths, results))
-        return Report([by_path[p] for p in given], list(self.model.class_names), self.settings)
 
     def _predict_long(self, path, expected_duration):
         from speechmodel.audio import iter_blocks

@@ -198,3 +198,48 @@ def test_predict_takes_a_model_path(model_path, model):
     expected = P.Predictor(model).predict([clip])
     np.testing.assert_allclose(report.results[0].probabilities, expected.results[0].probabilities, atol=1e-6)
     assert report.settings["window"] == 4.0 and report.class_names == CLASSES
+
+
+def test_same_speaker_normalises_with_the_inputs_statistics_then_restores(tmp_path):
+    import keras
+
+    from speechmodel.layers.speaker_normalization import speaker_statistics
+    from speechmodel.models.audio_speech_model import AudioSpeechModel
+    from speechmodel.models.frontends import build_front_end
+
+    keras.utils.set_random_seed(5)
+    embedder = build_front_end(
+        "whisper_base", weights="random", num_layers=2, hidden_dim=8, num_heads=2, intermediate_dim=16
+    )
+    classifier = AudioSpeechModel(3, embedder=embedder, speaker_normalization=True, lstm_units=4,
+                                  attention_units=4, dense_units=[4])
+    EmotionRecognizer(classifier, class_names=CLASSES).save(tmp_path / "sn.keras")
+    loaded = load_model(tmp_path / "sn.keras")
+    layer = loaded.speaker_normalization
+    before = layer.statistics()
+    files = ravdess_files("Actor_10/*.wav")[:3]
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....")
+    report = P.Predictor(loaded, same_speaker=True).predict(files + [str(tmp_path / "broken.wav")])
+    assert isinstance(report.results[-1], Failure)  # reported, left out of the statistics
+    assert report.settings["speaker_normalization"] == "the statistics of the 3 readable inputs, as one speaker"
+    # The same as setting the three files' statistics by hand.
+    network = loaded.classifier.embeddings_model()
+    sequences = []
+    for f in files:
+        w = load_audio(f)
+        out = network({"waveforms": w[None], "lengths": np.array([len(w)], "int32")})
+        sequences.append(np.asarray(out["embeddings"])[0, : int(np.asarray(out["mask"]).sum())])
+    layer.set_statistics(*speaker_statistics(sequences))
+    expected = [reference(loaded.recognizer, load_audio(f)) for f in files]
+    layer.set_statistics(*before)
+    for p, e in zip(report.results, expected):
+        np.testing.assert_allclose(p.probabilities, e, atol=ATOL)
+    # Afterwards the model is back to the average speaker.
+    np.testing.assert_array_equal(layer.statistics()[0], before[0])
+    plain = P.Predictor(loaded).predict(files[:1]).results[0]
+    assert not np.allclose(plain.probabilities, report.results[0].probabilities, atol=1e-4)
+
+
+def test_same_speaker_needs_a_speaker_normalised_model(model):
+    with pytest.raises(ValueError, match="trained with speaker normalisation.*Received: same_speaker=True"):
+        P.Predictor(model, same_speaker=True)

@@ -6,6 +6,7 @@ from speechmodel.layers.block_weighted_sum import BlockWeightedSum
 from speechmodel.layers.imagenet_preprocessing import ImageNetPreprocessing
 from speechmodel.layers.log_mel_segments import LogMelSegments
 from speechmodel.layers.masked_time_distributed import MaskedTimeDistributed
+from speechmodel.layers.speaker_normalization import SpeakerNormalization
 
 __all__ = [
     "AdaptiveAveragePooling",
@@ -14,4 +15,5 @@ __all__ = [
     "ImageNetPreprocessing",
     "LogMelSegments",
     "MaskedTimeDistributed",
+    "SpeakerNormalization",
 ]

@@ -2,6 +2,7 @@
 
 import keras
 
+from speechmodel.layers.speaker_normalization import SpeakerNormalization
 from speechmodel.models.base import FunctionalModel
 from speechmodel.models.base import Graph
 from speechmodel.models.sequence_head import SequenceHead
@@ -38,6 +39,13 @@ class AudioSpeechModel(FunctionalModel):
             checksum verified) when the model is loaded.
         lstm_units, lstm_layers, attention_units, dense_units, dropout,
         input_dropout: the head's sizes (see ``SequenceHead``).
+        speaker_normalization: bool. If true, the segment embeddings are
+            standardised with a speaker's statistics
+            (``SpeakerNormalization``, ``model.speaker_normalization``)
+            before the head: trained with ``training.speaker_norm``, the
+            layer holds an average training speaker's statistics, and
+            ``speechmodel.inference`` can set those of one speaker from a
+            set of their recordings.
         **kwargs: ``name``, ``trainable``.
     """
 
@@ -52,6 +60,7 @@ class AudioSpeechModel(FunctionalModel):
         dense_units=(256,),
         dropout=0.5,
         input_dropout=0.0,
+        speaker_normalization=False,
         **kwargs,
     ):
         dense_units = list(dense_units or [])
@@ -76,6 +85,9 @@ class AudioSpeechModel(FunctionalModel):
             input_dropout=input_dropout,
             name="sequence_head",
         )
+        self.speaker_normalization = (
+            SpeakerNormalization(name="speaker_normalization") if speaker_normalization else None
+        )
 
         # === Functional Model ===
         inputs = {
@@ -83,7 +95,7 @@ class AudioSpeechModel(FunctionalModel):
             "lengths": keras.Input((), dtype="int32", name="lengths"),
         }
         embeddings, mask = self.embedder(inputs["waveforms"], inputs["lengths"])
-        outputs = self.sequence_head({"embeddings": embeddings, "mask": mask})
+        outputs = self.sequence_head({"embeddings": self._normalized(embeddings), "mask": mask})
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
         # === Config ===
@@ -95,6 +107,11 @@ class AudioSpeechModel(FunctionalModel):
         self.dropout = dropout
         self.input_dropout = input_dropout
 
+    def _normalized(self, embeddings):
+        if self.speaker_normalization is None:
+            return embeddings
+        return self.speaker_normalization(embeddings)
+
     # The name the training code and the inference code share with
     # ``SpeechModel``: what turns inputs into segment embeddings.
     @property
@@ -103,7 +120,8 @@ class AudioSpeechModel(FunctionalModel):
 
     def embeddings_model(self):
         """A model sharing these weights: inputs -> ``{"embeddings": (B, N,
-        L, D), "mask": (B, N)}``, the segment embeddings the head sees."""
+        L, D), "mask": (B, N)}``, the encoder's segment embeddings (before
+        any speaker normalisation)."""
         embeddings, mask = self.embedder(self.input["waveforms"], self.input["lengths"])
         return Graph(self.input, {"embeddings": embeddings, "mask": mask}, name="embeddings")
 
@@ -116,7 +134,9 @@ class AudioSpeechModel(FunctionalModel):
             "lengths": keras.Input((), dtype="int32", name="lengths"),
         }
         embeddings, mask = self.embedder(inputs["waveforms"], inputs["lengths"])
-        outputs = self.sequence_head.with_attention()({"embeddings": embeddings, "mask": mask})
+        outputs = self.sequence_head.with_attention()(
+            {"embeddings": self._normalized(embeddings), "mask": mask}
+        )
         return Graph(inputs, outputs, name=f"{self.name}_attention")
 
     def get_config(self):
@@ -131,6 +151,7 @@ class AudioSpeechModel(FunctionalModel):
                 "dense_units": list(self.dense_units),
                 "dropout": self.dropout,
                 "input_dropout": self.input_dropout,
+                "speaker_normalization": self.speaker_normalization is not None,
             }
         )
         return config

@@ -73,3 +73,37 @@ class AudioSpeechModelTest(TestCase):
             get_front_end("whisper_huge")
         with pytest.raises(ValueError, match="front end"):
             AudioSpeechModel(2, embedder=keras.layers.Dense(3))
+
+
+class SpeakerNormalizationTest(TestCase):
+    def test_the_head_sees_standardised_embeddings_and_the_statistics_are_saved(self):
+        from speechmodel.layers.speaker_normalization import speaker_statistics, standardize
+
+        keras.utils.set_random_seed(1)
+        model = AudioSpeechModel(3, embedder=_embedder(), speaker_normalization=True, **HEAD)
+        x = _inputs()
+        raw = model.embeddings_model()(x)
+        counts = np.asarray(raw["mask"]).sum(1)
+        embeddings = np.asarray(raw["embeddings"])
+        mean, variance = speaker_statistics([embeddings[b, : counts[b]] for b in range(3)])
+        model.speaker_normalization.set_statistics(mean, variance)
+        expected = model.sequence_head(
+            {"embeddings": standardize(embeddings, mean, variance), "mask": np.asarray(raw["mask"])}
+        )
+        self.assertAllClose(model(x), expected, atol=1e-5)
+        self.assertTrue(model.get_config()["speaker_normalization"])
+        recognizer = EmotionRecognizer(model, class_names=["a", "b", "c"])
+        restored = self.run_model_saving_test(recognizer, None, x, atol=1e-5)
+        stats = restored.classifier.speaker_normalization.statistics()
+        self.assertAllClose(stats[0], mean, atol=1e-6)
+        self.assertAllClose(stats[1], variance, rtol=1e-6)
+
+    def test_without_it_there_is_no_layer_and_old_configs_load(self):
+        model = AudioSpeechModel(2, embedder=_embedder(), **HEAD)
+        self.assertIsNone(model.speaker_normalization)
+        config = model.get_config()
+        self.assertFalse(config.pop("speaker_normalization"))  # as before this key existed
+        self.assertIsNone(AudioSpeechModel.from_config(config).speaker_normalization)
+        built = build_model("speechmodel", num_classes=2, backbone="whisper_base", weights="random",
+                            speaker_normalization=True, **HEAD)
+        self.assertIsNotNone(built.speaker_normalization)

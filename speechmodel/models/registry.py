@@ -26,7 +26,7 @@ def _build_audio_model(num_classes, weights, feature_config, kwargs):
     backbone = kwargs.pop("backbone")
     embedder_args = {"fine_tune_blocks": int(kwargs.pop("fine_tune_blocks", 0) or 0)}
     head_args = ("lstm_units", "lstm_layers", "attention_units", "dense_units", "dropout",
-                 "input_dropout", "name")
+                 "input_dropout", "speaker_normalization", "name")
     unknown = sorted(set(kwargs) - set(head_args))
     if unknown:
         raise ValueError(

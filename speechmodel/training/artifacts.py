@@ -77,14 +77,21 @@ PREDICTION_COLUMNS = ("file", "speaker", "fold", "true", "predicted")
 
 
 def predictions_table(rows, class_names):
-    """CSV text: file, speaker, fold, true, predicted, p_<class>..."""
+    """CSV text: file, speaker, fold, true, predicted, p_<class>...; and
+    predicted_per_clip last when the rows have it (a speaker-normalised
+    model's prediction from the recording alone)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*PREDICTION_COLUMNS, *(f"p_{c}" for c in class_names)])
+    single = bool(rows) and all("predicted_per_clip" in r for r in rows)
+    writer.writerow(
+        [*PREDICTION_COLUMNS, *(f"p_{c}" for c in class_names)]
+        + (["predicted_per_clip"] if single else [])
+    )
     for row in rows:
         writer.writerow(
             [row["file"], row["speaker"], row["fold"], row["true"], row["predicted"],
              *(f"{p:.6f}" for p in row["probabilities"])]
+            + ([row["predicted_per_clip"]] if single else [])
         )
     return buffer.getvalue()
 

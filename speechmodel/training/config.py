@@ -138,7 +138,9 @@ MODEL_NAMES = DEEP_MODELS + CLASSICAL_MODELS
 _HEAD_KEYS = ("lstm_units", "lstm_layers", "attention_units", "dense_units", "dropout")
 _CNN_KEYS = ("segment_shape", "input_size", "preprocessing", "trainable_backbone")
 SPEECHMODEL_KEYS = ("name", "backbone", "weights") + _CNN_KEYS + _HEAD_KEYS
-FRONT_END_KEYS = ("name", "backbone", "weights", "fine_tune_blocks", "input_dropout") + _HEAD_KEYS
+FRONT_END_KEYS = (
+    "name", "backbone", "weights", "fine_tune_blocks", "input_dropout", "speaker_normalization",
+) + _HEAD_KEYS
 BASELINE_KEYS = ("name", "backbone", "weights", "dropout") + _CNN_KEYS
 CLASSICAL_KEYS = ("name", "weights")
 CLASSICAL_SETTINGS = ("features", "grid", "params", "n_jobs", "cache_dir")
@@ -638,6 +640,7 @@ MODEL_SCHEMA = {
     "dropout": _number(0, 1),
     "input_dropout": _number(0, 1),
     "fine_tune_blocks": _whole(0),
+    "speaker_normalization": _BOOL,
 }
 
 
@@ -851,6 +854,12 @@ def _validate_front_end(config):
             "training.mode frozen keeps the encoder fixed; fine-tuning its top blocks "
             "(model.fine_tune_blocks, --fine_tune_blocks) needs --mode end_to_end. "
             f"Received: mode='frozen', fine_tune_blocks={blocks}"
+        )
+    if mode != "frozen" and model.get("speaker_normalization"):
+        raise ConfigError(
+            "model.speaker_normalization standardises each speaker's cached embeddings with "
+            "that speaker's statistics, which needs --mode frozen. "
+            f"Received: mode={mode!r}, speaker_normalization=True"
         )
     if mode == "frozen" and training["augment"]:
         raise ConfigError(

@@ -89,6 +89,7 @@ def test_names_and_keys_match_the_registries():
     head = {k for k in inspect.signature(AudioSpeechModel.__init__).parameters
             if k not in ("self", "num_classes", "embedder", "kwargs")}
     assert set(C.FRONT_END_KEYS) == head | {"name", "backbone", "weights", "fine_tune_blocks"}
+    assert "speaker_normalization" in head
 
 
 def test_dotted_overrides():
@@ -149,6 +150,12 @@ def test_names_model_keys_and_shapes_are_checked_without_tensorflow():
         ({"training": {"augment": {"nosie": {}}}}, "did you mean `noise`"),
         ({"protocol": {"name": "cross"}}, "protocol cross .*--test_dataset NAME"),
         ({"features": {"n_mels": 0}}, "features: FeatureConfig: `n_mels`"),
+        ({"model": {"backbone": "whisper_base", "speaker_normalization": True},
+          "training": {"mode": "end_to_end"}}, "model.speaker_normalization .* needs --mode frozen"),
+        ({"model": {"backbone": "whisper_base", "speaker_normalization": "yes"}},
+         "model.speaker_normalization must be"),
+        ({"model": {"speaker_normalization": True}},
+         "model.speaker_normalization is not a setting of model 'speechmodel' on the CNN"),
     ]
     for override, message in cases:
         with pytest.raises(C.ConfigError, match=message):

@@ -588,6 +588,19 @@ def _summarise(config, folds, results, class_names, run_dir, seconds, *, final=N
         y_true = [index[r["true"]] for r in rows]
         y_pred = [index[r["predicted"]] for r in rows]
         pooled = compute_metrics(y_true, y_pred, class_names=class_names)
+        if all("predicted_per_clip" in r for r in rows):
+            single = compute_metrics(
+                y_true, [index[r["predicted_per_clip"]] for r in rows], class_names=class_names
+            )
+            metrics["speaker_normalization"] = {
+                "uar": pooled["uar"], "wa": pooled["wa"],
+                "per_clip_uar": single["uar"], "per_clip_wa": single["wa"],
+                "definition": "uar/wa: each test speaker's embeddings standardised with that "
+                "speaker's own statistics, over their (unlabelled) test recordings: a "
+                "speaker-adapted, transductive figure. per_clip_uar/per_clip_wa: the same model "
+                "on single recordings (an average training speaker's statistics), as "
+                "infer.py runs it without --same_speaker.",
+            }
         fold_uars = [f["uar"] for f in per_fold if f["uar"] is not None]
         fold_was = [f["wa"] for f in per_fold if f["wa"] is not None]
         metrics.update(
@@ -666,6 +679,11 @@ def _fold_data(manifest, test_manifest, fold, class_names, config):
         "val": ([paths[i] for i in fold.val], labels[list(fold.val)]),
         "test": ([test_manifest[i].path for i in fold.test], test_labels[list(fold.test)]),
         "test_utterances": [test_manifest[i] for i in fold.test],
+        "speakers": {
+            "train": [manifest[int(i)].speaker for i in train],
+            "val": [manifest[int(i)].speaker for i in fold.val],
+            "test": [test_manifest[i].speaker for i in fold.test],
+        },
         "class_weight": (
             balance.class_weights(labels[list(fold.train)], len(class_names))
             if config["training"]["balance"] == "class_weights"
@@ -689,6 +707,8 @@ def _fold_result(fold, data, class_names, test_probabilities, test_rows_index, e
         "test": None,
         "predictions": [],
     }
+    extra = dict(extra)
+    per_clip = extra.pop("per_clip_predicted", None)
     result.update(extra)
     if len(fold.test):
         utterances = data["test_utterances"]
@@ -697,6 +717,8 @@ def _fold_result(fold, data, class_names, test_probabilities, test_rows_index, e
         predicted = test_probabilities.argmax(-1)
         result["test"] = compute_metrics(truth[kept], predicted, class_names=class_names)
         result["test"]["failed_files"] = int(len(truth) - len(kept))
+        if per_clip is not None:
+            result["test_per_clip"] = compute_metrics(truth[kept], per_clip, class_names=class_names)
         for row, k in enumerate(kept):
             u = utterances[k]
             result["predictions"].append(
@@ -706,6 +728,7 @@ def _fold_result(fold, data, class_names, test_probabilities, test_rows_index, e
                     "fold": fold.name,
                     "true": class_names[truth[k]],
                     "predicted": class_names[predicted[row]],
+                    **({} if per_clip is None else {"predicted_per_clip": class_names[per_clip[row]]}),
                     "probabilities": [float(p) for p in test_probabilities[row]],
                 }
             )

@@ -24,6 +24,9 @@ import warnings
 
 import numpy as np
 
+from speechmodel.layers.speaker_normalization import population_statistics
+from speechmodel.layers.speaker_normalization import speaker_statistics
+from speechmodel.layers.speaker_normalization import standardize
 from speechmodel.training import artifacts
 from speechmodel.training.embeddings import EmbeddingCache
 from speechmodel.training.embeddings import cached_embeddings
@@ -227,6 +230,25 @@ def train(
         out[f"{split}_embeddings_cached"] = hit
     out["extract_seconds"] = extract_seconds
 
+    raw_test = tables.get("test")
+    normalization = getattr(model, "speaker_normalization", None)
+    if normalization is not None:
+        # Each speaker standardised with their own statistics (unlabelled);
+        # the saved model holds an average training speaker's.
+        tables, statistics = speaker_normalized(tables, data["speakers"], data)
+        normalization.set_statistics(
+            *population_statistics([v for (split, _), v in statistics.items() if split == "train"])
+        )
+        out["speaker_normalization"] = {
+            split: len({s for (sp, s) in statistics if sp == split}) for split in tables
+        }
+        progress.say(
+            f"{stage2}: speaker normalisation: "
+            + ", ".join(f"{n} {split} speaker{'' if n == 1 else 's'}"
+                        for split, n in out["speaker_normalization"].items())
+            + " standardised with their own statistics"
+        )
+
     # Stage 3: the head on cached sequences.
     head = model.sequence_head
     head_epoch = EpochCounter()
@@ -256,7 +278,43 @@ def train(
     out.update(best_epoch_figures(monitor, training))
     if "test" in tables:
         out["test_predictions"] = head_predictions(head, tables["test"], data["test"][0], batch_size)
+        if normalization is not None:
+            # What the saved model does with one recording of a speaker it
+            # has no other recordings of: the average speaker's statistics.
+            mean, variance = normalization.statistics()
+            single = {p: standardize(a, mean, variance, epsilon=normalization.epsilon)
+                      for p, a in raw_test.items()}
+            probabilities, _ = head_predictions(head, single, data["test"][0], batch_size)
+            out["per_clip_predicted"] = probabilities.argmax(-1).tolist()
     return out
+
+
+def speaker_normalized(tables, speakers, data):
+    """Every split's embeddings standardised per speaker.
+
+    Args:
+        tables: ``{split: {path: (N, ...) array}}``.
+        speakers: ``{split: [speaker of each path of data[split][0]]}``.
+        data: ``{split: (paths, labels)}``.
+
+    Returns:
+        ``(tables, statistics)``: the standardised tables, and ``{(split,
+        speaker): (mean, variance)}`` (over each file once, whatever the
+        oversampling).
+    """
+    out, statistics = {}, {}
+    for split, table in tables.items():
+        groups = {}
+        for path, speaker in zip(data[split][0], speakers[split]):
+            if path in table:
+                groups.setdefault(speaker, {})[path] = table[path]
+        out[split] = {}
+        for speaker, files in groups.items():
+            mean, variance = speaker_statistics(list(files.values()))
+            statistics[(split, speaker)] = (mean, variance)
+            for path, array in files.items():
+                out[split][path] = standardize(array, mean, variance)
+    return out, statistics
 
 
 def frozen_front_end(model, training):
