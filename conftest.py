@@ -1,5 +1,9 @@
 """Test-session settings shared by every test folder.
 
+The suite runs on one process per core, at most 4 (pytest.ini: ``-n auto
+--maxprocesses=4``, pytest-xdist; ``--dist loadfile``: a file's tests stay
+together, so their module fixtures are made once).
+
 The embedding cache of the toolkit defaults to ``~/.cache/speechmodel``
 (``speechmodel.training.embeddings.default_cache_dir``): tests, and the
 train.py / infer.py processes they start, use a fresh folder instead, so
@@ -10,9 +14,25 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 _CACHE = tempfile.mkdtemp(prefix="speechmodel-test-cache-")
 os.environ["SPEECHMODEL_CACHE"] = _CACHE
 
 
 def pytest_unconfigure(config):
     shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+def _printable(text):
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Captured output and logs that name a non-UTF-8 file (the reliability
+    tests make such names on purpose) are escaped in the test report, which
+    pytest-xdist sends between processes as UTF-8."""
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [(title, _printable(content)) for title, content in report.sections]

@@ -87,9 +87,10 @@ def main(argv=None):
             config["dataset"]["corpora"] = dataset["corpora"]
         else:
             config["dataset"]["data_dir"] = dataset["data_dir"]
-        for section in ("model", "training"):
-            if section in override:
-                config[section] = merge(config[section], override[section])
+        if "model" in override:  # model keys are the model's own, not the file's
+            config["model"] = {**config["model"], **override["model"]}
+        if "training" in override:
+            config["training"] = merge(config["training"], override["training"])
         if "protocol" in override:
             config["protocol"] = merge(config["protocol"], override["protocol"])
         config["output_dir"] = os.path.join(args.root, name)

@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from tests.paths import RAVDESS
+from tests.paths import small_ravdess
 
 ACTORS = ("01", "02", "03", "04")
 
@@ -18,13 +18,7 @@ ACTORS = ("01", "02", "03", "04")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """16 real files: 4 actors, neutral and angry, two sentences."""
-    root = tmp_path_factory.mktemp("ravdess")
-    for actor in ACTORS:
-        (root / f"Actor_{actor}").mkdir()
-        for f in sorted((RAVDESS / f"Actor_{actor}").glob("03-01-0[15]-01-0[12]-01-*.wav")):
-            os.symlink(f, root / f"Actor_{actor}" / f.name)
-    assert len(list(root.glob("Actor_*/*.wav"))) == 16
-    return root
+    return small_ravdess(tmp_path_factory.mktemp("ravdess"), ACTORS)
 
 
 def config(corpus, out, **training):

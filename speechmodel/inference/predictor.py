@@ -173,17 +173,18 @@ class Predictor:
         if self.segment == "vad":
             from speechmodel.stream import StreamAnalyzer
 
-            return StreamAnalyzer(
+            settings = dict(StreamAnalyzer(
                 None, sample_rate=self.model.sample_rate, class_names=self.model.class_names,
                 segment="vad", vad=self.vad, max_utterance=self.max_utterance,
-            ).settings
-        settings = {
-            "window": self.window,
-            "hop": self.hop,
-            "max_utterance": self.max_utterance,
-            "sample_rate": self.model.sample_rate,
-            "overall": "mean of window probabilities weighted by voiced seconds",
-        }
+            ).settings)
+        else:
+            settings = {
+                "window": self.window,
+                "hop": self.hop,
+                "max_utterance": self.max_utterance,
+                "sample_rate": self.model.sample_rate,
+                "overall": "mean of window probabilities weighted by voiced seconds",
+            }
         if self.same_speaker:
             settings["speaker_normalization"] = (
                 f"the statistics of the {self.speaker_files} readable inputs, as one speaker"

@@ -9,8 +9,9 @@ safe mode like any other model.
 name       model
 =========  =================================================================
 default    SpeechModel's head on frozen Whisper-base segment embeddings,
-           trained on RAVDESS (English) and nEMO (Polish); 8 emotions. The
-           Whisper weights are resolved by name and checksum at load time
+           speaker-normalised (``infer.py --same_speaker``), trained on
+           RAVDESS (English) and nEMO (Polish); 8 emotions. The Whisper
+           weights are resolved by name and checksum at load time
            (installed packages, else the Keras cache).
 fast       SpeechModel on CNN4 (a small CNN on log-mel segments), trained on
            RAVDESS actors 1-22 only; many times faster, far less accurate.
@@ -20,7 +21,7 @@ fast       SpeechModel on CNN4 (a small CNN on log-mel segments), trained on
 import os
 
 PRESETS = {
-    "default": "SpeechModel (BLSTM + attention) on frozen Whisper-base embeddings; RAVDESS + nEMO",
+    "default": "SpeechModel (BLSTM + attention) on frozen Whisper-base embeddings, speaker-normalised; RAVDESS + nEMO",
     "fast": "SpeechModel on CNN4 log-mel segments; RAVDESS actors 1-22",
 }
 DEFAULT = "default"

@@ -51,3 +51,15 @@ def test_a_run_without_a_deployable_model_has_an_empty_cell(tmp_path, capsys):
     line = capsys.readouterr().out.splitlines()[2]
     assert line.endswith("| 32 |  |")
     assert report.main([str(tmp_path / "nothing")]) == 2
+
+
+def test_a_speaker_normalised_run_says_so_and_adds_its_per_clip_figures(tmp_path, capsys):
+    run = _run(tmp_path / "run", uar=0.8, final=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["speaker_normalization"] = {"uar": 0.8, "wa": 0.6, "per_clip_uar": 0.72, "per_clip_wa": 0.73}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert report.main([str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "each test speaker with their own statistics (transductive) | ravdess | kfold | 2 | 80.00 |" in lines[2]
+    assert lines[3].startswith("| the same model, per clip (an average training speaker's statistics) "
+                               "| ravdess | kfold | 2 | 72.00 | 73.00 |")

@@ -16,7 +16,12 @@
 The ``"frozen"`` mode of a model on a pretrained speech front end
 (``AudioSpeechModel``, e.g. Whisper) is steps 2 and 3: its per-block
 segment embeddings are computed once per file, whatever the fold, and the
-test utterances are classified from the cache too.
+test utterances are classified from the cache too. With
+``model.speaker_normalization``, every speaker's cached embeddings are
+standardised with that speaker's own statistics before step 3 (test
+speakers included: a transductive figure), the model keeps an average
+training speaker's statistics for single recordings, and the test
+utterances are classified that way too (``per_clip_predicted``).
 """
 
 import os
@@ -235,7 +240,9 @@ def train(
     if normalization is not None:
         # Each speaker standardised with their own statistics (unlabelled);
         # the saved model holds an average training speaker's.
-        tables, statistics = speaker_normalized(tables, data["speakers"], data)
+        tables, statistics = speaker_normalized(
+            tables, data["speakers"], data, epsilon=normalization.epsilon
+        )
         normalization.set_statistics(
             *population_statistics([v for (split, _), v in statistics.items() if split == "train"])
         )
@@ -289,13 +296,14 @@ def train(
     return out
 
 
-def speaker_normalized(tables, speakers, data):
+def speaker_normalized(tables, speakers, data, *, epsilon=1e-5):
     """Every split's embeddings standardised per speaker.
 
     Args:
         tables: ``{split: {path: (N, ...) array}}``.
         speakers: ``{split: [speaker of each path of data[split][0]]}``.
         data: ``{split: (paths, labels)}``.
+        epsilon: added to the variance (``SpeakerNormalization``'s).
 
     Returns:
         ``(tables, statistics)``: the standardised tables, and ``{(split,
@@ -313,7 +321,7 @@ def speaker_normalized(tables, speakers, data):
             mean, variance = speaker_statistics(list(files.values()))
             statistics[(split, speaker)] = (mean, variance)
             for path, array in files.items():
-                out[split][path] = standardize(array, mean, variance)
+                out[split][path] = standardize(array, mean, variance, epsilon=epsilon)
     return out, statistics
 
 
