@@ -8,12 +8,14 @@ only (``speechmodel.training.report``):
 
 ``ravdess``   configs/ravdess.json: RAVDESS, 6 folds of 4 actors.
 ``nemo``      configs/nemo.json: nEMO, leave one speaker out (9 folds).
-``loco``      the same recipe, leave one corpus out over RAVDESS and nEMO
-              (train on one, test on the other, both ways), on the 6
-              emotions they share.
+``loco``      the shipped model's recipe (configs/default.json, speaker
+              normalised since session 5; the figures of the recipe before
+              it are in benchmarks/results/pretrained.md), leave one corpus out
+              over RAVDESS and nEMO (train on one, test on the other, both
+              ways), on the 6 emotions they share; no final model.
 ``multi``     the same recipe trained on RAVDESS and nEMO together, speaker
               folds inside each corpus (6 folds): the figures behind the
-              shipped model's choice of data.
+              shipped model's choice of data; no final model.
 ``ravdess_speakernorm``, ``nemo_speakernorm``
               the same as ``ravdess``/``nemo`` with speaker normalisation
               (``model.speaker_normalization``): every speaker's
@@ -49,15 +51,18 @@ SHARED = REPO.parent / "shared" / "data"
 def experiments(ravdess, nemo):
     both = [{"name": "ravdess", "data_dir": ravdess}, {"name": "nemo", "data_dir": nemo}]
     # The figures, not a deployable model: no final model.
-    normalized = {"model": {"speaker_normalization": True}, "training": {"final_model": False}}
+    figures_only = {"training": {"final_model": False}}
+    normalized = {"model": {"speaker_normalization": True}, **figures_only}
     return {
         "ravdess": ("ravdess.json", {"dataset": {"data_dir": ravdess}}),
         "nemo": ("nemo.json", {"dataset": {"data_dir": nemo}}),
         "ravdess_speakernorm": ("ravdess.json", {"dataset": {"data_dir": ravdess}, **normalized}),
         "nemo_speakernorm": ("nemo.json", {"dataset": {"data_dir": nemo}, **normalized}),
-        "loco": ("default.json", {"dataset": {"corpora": both}, "protocol": {"name": "loco"}}),
+        "loco": ("default.json", {"dataset": {"corpora": both}, "protocol": {"name": "loco"},
+                                  **figures_only}),
         "multi": ("default.json", {"dataset": {"corpora": both},
-                                   "protocol": {"name": "multi", "k": 6, "val_speakers": 1}}),
+                                   "protocol": {"name": "multi", "k": 6, "val_speakers": 1},
+                                   **figures_only}),
         "default": ("default.json", {"dataset": {"corpora": both}}),
     }
 

@@ -313,7 +313,9 @@ class Recognizer:
             max_utterance: seconds (default 20, as ``infer.py``).
             same_speaker: the inputs are one speaker's recordings: a model
                 trained with speaker normalisation standardises them with
-                their own statistics (as ``infer.py --same_speaker``).
+                their own statistics (as ``infer.py --same_speaker``). The
+                model is adapted for the call; other calls on it from other
+                threads wait until it is back to the average speaker.
 
         Returns:
             A ``Classification`` for one input; for a list, one result per

@@ -60,6 +60,12 @@ class KerasInferenceModel(InferenceModel):
         self.recognizer = recognizer
         self.path = None if path is None else str(path)
         self.classifier = recognizer.classifier
+        if self.speaker_normalization is not None:
+            import threading
+
+            # Held by Predictor.predict: a same-speaker call adapts the
+            # model, and no other prediction may see it meanwhile.
+            self.adaptation_lock = threading.RLock()
         self.config = recognizer.features
         self.sample_rate = self.config.sample_rate
         n_outputs = int(recognizer.outputs[0].shape[-1])

@@ -28,6 +28,7 @@ free name is taken, and recorded in ``plot_renamed``); a plot that cannot
 be written keeps the emotion result (``Prediction.plot_error``).
 """
 
+import contextlib
 import os
 import sys
 
@@ -255,21 +256,26 @@ class Predictor:
                 (long_files if long else clips).append(i)
         for i, reason in unreadable:  # Reported once stderr is back.
             fail(i, reason)
-        layer, saved = None, None
         self.speaker_files = None
-        if self.same_speaker and durations:
-            statistics = self.model.speaker_statistics(
-                [paths[i] for i in sorted(durations)], batch_size=self.batch_size
-            )
-            if statistics is not None:
-                layer, saved = self.model.speaker_normalization, self.model.speaker_normalization.statistics()
-                layer.set_statistics(*statistics[:2])
-                self.speaker_files = statistics[2]
-        try:
-            self._predict_readable(paths, clips, long_files, durations, fail, done)
-        finally:  # The model goes back to the average speaker.
-            if layer is not None:
-                layer.set_statistics(*saved)
+        # A speaker-normalised model is adapted for the length of a
+        # same-speaker call: other predictions on it (other threads) wait.
+        lock = getattr(self.model, "adaptation_lock", None)
+        with lock if lock is not None else contextlib.nullcontext():
+            layer, saved = None, None
+            if self.same_speaker and durations:
+                statistics = self.model.speaker_statistics(
+                    [paths[i] for i in sorted(durations)], batch_size=self.batch_size
+                )
+                if statistics is not None:
+                    layer = self.model.speaker_normalization
+                    saved = layer.statistics()
+                    layer.set_statistics(*statistics[:2])
+                    self.speaker_files = statistics[2]
+            try:
+                self._predict_readable(paths, clips, long_files, durations, fail, done)
+            finally:  # The model goes back to the average speaker.
+                if layer is not None:
+                    layer.set_statistics(*saved)
         for i, result in enumerate(results):
             if result is None:  # Never silent, even if a backend misses one.
                 fail(i, "no result was produced for this file (internal error)")

@@ -238,6 +238,18 @@ def test_same_speaker_normalises_with_the_inputs_statistics_then_restores(tmp_pa
     np.testing.assert_array_equal(layer.statistics()[0], before[0])
     plain = P.Predictor(loaded).predict(files[:1]).results[0]
     assert not np.allclose(plain.probabilities, report.results[0].probabilities, atol=1e-4)
+    # While one call has the model adapted (it holds the lock), another
+    # thread's prediction waits for it, then sees the average speaker.
+    import threading
+
+    out = []
+    with loaded.adaptation_lock:
+        worker = threading.Thread(target=lambda: out.append(P.Predictor(loaded).predict(files[:1])))
+        worker.start()
+        worker.join(timeout=3)
+        assert worker.is_alive() and not out
+    worker.join()
+    np.testing.assert_allclose(out[0].results[0].probabilities, plain.probabilities, atol=1e-6)
 
 
 def test_same_speaker_needs_a_speaker_normalised_model(model):
