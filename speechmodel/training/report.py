@@ -119,9 +119,44 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+def by_corpus(run_dir):
+    """Rows ``{"corpus", "uar", "wa", "per_clip_uar", "per_clip_wa", "n"}``
+    of a run over several corpora: its pooled predictions (``predictions.csv``)
+    split by the corpus of each file (the run's ``manifest.csv``)."""
+    import csv
+
+    from speechmodel.metrics import compute_metrics
+
+    metrics, _ = load_run(run_dir)
+    classes = metrics["class_names"]
+    index = {c: i for i, c in enumerate(classes)}
+
+    def read(name):
+        with open(os.path.join(run_dir, name), newline="", encoding="utf-8", errors="surrogateescape") as f:
+            return list(csv.DictReader(f))
+
+    corpus_of = {r["path"]: r["corpus"] for r in read("manifest.csv")}
+    corpora = {}
+    for r in read("predictions.csv"):
+        corpora.setdefault(corpus_of.get(r["file"], "?"), []).append(r)
+    out = []
+    for corpus, own in sorted(corpora.items()):
+        truth = [index[r["true"]] for r in own]
+        row = {"corpus": corpus, "n": len(own), "per_clip_uar": None, "per_clip_wa": None}
+        figures = compute_metrics(truth, [index[r["predicted"]] for r in own], class_names=classes)
+        row.update(uar=figures["uar"], wa=figures["wa"])
+        if own and all(r.get("predicted_per_clip") for r in own):
+            single = compute_metrics(truth, [index[r["predicted_per_clip"]] for r in own], class_names=classes)
+            row.update(per_clip_uar=single["uar"], per_clip_wa=single["wa"])
+        out.append(row)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Results table from run directories.")
     parser.add_argument("runs", nargs="+", help="run directories (holding metrics.json)")
+    parser.add_argument("--by_corpus", action="store_true",
+                        help="also the figures of each corpus of a run over several corpora")
     parser.add_argument("--markdown", help="also write the table to this file")
     parser.add_argument("--json", help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
@@ -137,6 +172,15 @@ def main(argv=None):
         print("report: no finished run among the directories given", file=sys.stderr)
         return 2
     table = markdown(rows)
+    if args.by_corpus:
+        lines = ["", "| run | corpus | UAR % | WA % | per clip UAR % | per clip WA % | n |",
+                 "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            for c in by_corpus(r["run"]):
+                pct = lambda x: "" if x is None else f"{100 * x:.2f}"  # noqa: E731
+                lines.append(f"| {r['run']} | {c['corpus']} | {pct(c['uar'])} | {pct(c['wa'])} | "
+                             f"{pct(c['per_clip_uar'])} | {pct(c['per_clip_wa'])} | {c['n']} |")
+        table += "\n".join(lines) + "\n"
     print(table, end="")
     if args.markdown:
         artifacts.atomic_write_text(args.markdown, table)

@@ -63,3 +63,24 @@ def test_a_speaker_normalised_run_says_so_and_adds_its_per_clip_figures(tmp_path
     assert "each test speaker with their own statistics (transductive) | ravdess | kfold | 2 | 80.00 |" in lines[2]
     assert lines[3].startswith("| the same model, per clip (an average training speaker's statistics) "
                                "| ravdess | kfold | 2 | 72.00 | 73.00 |")
+
+
+def test_by_corpus_splits_the_pooled_predictions_by_the_corpus_of_each_file(tmp_path, capsys):
+    run = _run(tmp_path / "run", final=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["class_names"] = ["angry", "sad"]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "manifest.csv").write_text(
+        "path,corpus,emotion\n/a/1.wav,ravdess,angry\n/a/2.wav,ravdess,sad\n/b/1.opus,nemo,angry\n"
+    )
+    (run / "predictions.csv").write_text(
+        "file,speaker,fold,true,predicted,p_angry,p_sad,predicted_per_clip\n"
+        "/a/1.wav,01,f1,angry,angry,0.9,0.1,sad\n"
+        "/a/2.wav,01,f1,sad,sad,0.2,0.8,sad\n"
+        "/b/1.opus,EB0,f2,angry,sad,0.4,0.6,angry\n"
+    )
+    rows = {r["corpus"]: r for r in report.by_corpus(str(run))}
+    assert (rows["ravdess"]["uar"], rows["ravdess"]["per_clip_uar"], rows["ravdess"]["n"]) == (1.0, 0.5, 2)
+    assert (rows["nemo"]["wa"], rows["nemo"]["per_clip_wa"]) == (0.0, 1.0)
+    assert report.main([str(run), "--by_corpus"]) == 0
+    assert f"| {run} | nemo | 0.00 | 0.00 | 100.00 | 100.00 | 1 |" in capsys.readouterr().out
