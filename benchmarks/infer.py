@@ -2,6 +2,7 @@
 
     python benchmarks/infer.py [--model default|fast|M.keras] [--data-dir DIR] [--limit N]
     python benchmarks/infer.py --untrained configs/ravdess.json --limit 100
+    python benchmarks/infer.py --same-speaker --limit 480
 
 Measures, with the shipped default model (``speechmodel.presets``) or
 --model (``fast``, a file):
@@ -16,6 +17,12 @@ Measures, with the shipped default model (``speechmodel.presets``) or
 - the start-up cost of ``python infer.py FILE``: the wall time of the whole
   command on one file (interpreter, imports, model loading, one
   prediction), the median of 3 subprocess runs.
+
+``--same-speaker`` measures ``infer.py --same_speaker`` instead: each pass is
+one same-speaker call over the files (``Predictor(same_speaker=True)``; the
+speaker normalisation takes the statistics of all of them), and the
+start-up runs pass ``--same_speaker`` too; the results go to
+``infer_same_speaker.json`` unless --output is given.
 
 ``--untrained CONFIG`` measures, before a trained model exists, an untrained
 model of the architecture a training config describes (random weights: the
@@ -63,13 +70,13 @@ def untrained_model(config_path, directory):
     return path
 
 
-def startup_runs(model_path, audio_file, repeats=3):
-    """Wall seconds of ``python infer.py FILE --model M`` (each run)."""
+def startup_runs(model_path, audio_file, repeats=3, extra=()):
+    """Wall seconds of ``python infer.py FILE --model M [extra]`` (each run)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, str(REPO / "infer.py"), audio_file, "--model", model_path],
+            [sys.executable, str(REPO / "infer.py"), audio_file, "--model", model_path, *extra],
             capture_output=True, text=True, cwd=REPO,
         )
         times.append(time.perf_counter() - start)
@@ -87,8 +94,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--startup-repeats", type=int, default=3)
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "infer.json"))
+    parser.add_argument("--same-speaker", "--same_speaker", dest="same_speaker", action="store_true",
+                        help="time same-speaker calls (infer.py --same_speaker)")
+    parser.add_argument("--output", default=None, help="results file (default benchmarks/results/infer.json, "
+                        "or infer_same_speaker.json with --same-speaker)")
     args = parser.parse_args()
+    if args.output is None:
+        name = "infer_same_speaker.json" if args.same_speaker else "infer.json"
+        args.output = str(REPO / "benchmarks" / "results" / name)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from absl import logging
@@ -117,7 +130,7 @@ def main():
         start = time.perf_counter()
         model = load_model(model_path)
         load_seconds = time.perf_counter() - start
-        predictor = Predictor(model, batch_size=args.batch_size)
+        predictor = Predictor(model, batch_size=args.batch_size, same_speaker=args.same_speaker)
         audio_seconds = sum(read_info(f).duration for f in files)
 
         cpu_seconds = []
@@ -132,12 +145,15 @@ def main():
 
         predictor.predict(files[: 2 * args.batch_size])  # Warm-up: tracing, caches.
         seconds, all_seconds, _ = timed(run, args.repeats)
-        startup = startup_runs(model_path, files[0], args.startup_repeats)
+        startup = startup_runs(
+            model_path, files[0], args.startup_repeats, ["--same_speaker"] if args.same_speaker else []
+        )
 
     rtf = audio_seconds / seconds
     goal = GOALS.get(model_label, GOALS["default"])
     result = {
         "model": model_label,
+        "same_speaker": args.same_speaker,
         "files": len(files),
         "audio_seconds": audio_seconds,
         "batch_size": args.batch_size,
@@ -155,7 +171,7 @@ def main():
         "load_average": os.getloadavg(),
         "machine": machine(),
     }
-    print(f"model: {model_label}")
+    print(f"model: {model_label}" + (" (same-speaker calls)" if args.same_speaker else ""))
     print(f"files: {len(files)} ({audio_seconds:.0f} s of audio), median of {args.repeats} passes")
     print(f"real-time factor: {rtf:8.1f}x  ({len(files) / seconds:.1f} files/s; goal {goal:.0f}x)")
     print(f"CPU: {audio_seconds / statistics.median(cpu_seconds):.1f} s of audio per CPU second "

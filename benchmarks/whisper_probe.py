@@ -4,6 +4,9 @@
     python benchmarks/whisper_probe.py --dataset nemo --data-dir ../shared/data/nemo
     python benchmarks/whisper_probe.py --dataset ravdess --blocks concat --pca 256
     python benchmarks/whisper_probe.py --dataset ravdess --blocks concat --pca 256 --speaker-norm
+    python benchmarks/whisper_probe.py --dataset ravdess --blocks concat --pca 256 --classifier svm
+    python benchmarks/whisper_probe.py --dataset ravdess --blocks concat --pca 256 \
+        --average-with runs/pretrained/ravdess
 
 Frozen OpenAI Whisper-base encoder features, as in the issue that asked for
 the front end: for each of its 6 transformer blocks, the mean and the
@@ -26,7 +29,12 @@ speaker's features with that speaker's own mean and standard deviation over
 all of their utterances, labels unused. Speaker normalisation is
 transductive: at test time it needs a set of (unlabelled) recordings of each
 test speaker (RAVDESS: 60 per actor), which a single-clip user does not
-have; its rows are labelled as such. No test label, and no test speaker's
+have; its rows are labelled as such. ``--classifier svm`` replaces the
+logistic regression with an RBF support-vector machine (its ``C`` chosen
+the same way). ``--average-with RUN`` averages, with equal weights fixed
+in advance, the probe's probabilities with those a SpeechModel run wrote
+in its ``predictions.csv`` on the same folds (an ensemble of the two).
+No test label, and no test speaker's
 recording in training or validation, is used by any variant.
 
 Writes ``benchmarks/results/whisper_probe_<dataset>.json`` and ``.md``.
@@ -44,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import REPO, machine, write_json  # noqa: E402
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+SVM_C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 def statistics_function(converter, encoder):
@@ -104,16 +113,21 @@ def utterance_features(paths, batch_size=16):
     return table
 
 
-def fit_probe(x_train, y_train, c, *, pca=0):
+def fit_probe(x_train, y_train, c, *, pca=0, classifier="logistic"):
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
     steps = [StandardScaler()]
     if pca:
         steps += [PCA(pca, random_state=0), StandardScaler()]
-    model = make_pipeline(*steps, LogisticRegression(C=c, max_iter=3000))
+    if classifier == "svm":
+        last = SVC(C=c, gamma="scale", probability=True, random_state=0)
+    else:
+        last = LogisticRegression(C=c, max_iter=3000)
+    model = make_pipeline(*steps, last)
     return model.fit(x_train, y_train)
 
 
@@ -128,6 +142,22 @@ def speaker_normalise(x, speakers):
     return x
 
 
+def run_probabilities(run_dir, class_names):
+    """{file: probabilities in ``class_names`` order} from a run's
+    ``predictions.csv``."""
+    import csv
+
+    path = Path(run_dir) / "predictions.csv"
+    if not path.exists():
+        raise SystemExit(f"--average-with: no predictions.csv in {run_dir}. Received: {run_dir!r}")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = [c for c in class_names if f"p_{c}" not in rows[0]]
+    if missing:
+        raise SystemExit(f"--average-with: {path} has no probability of {missing}")
+    return {r["file"]: np.array([float(r[f"p_{c}"]) for c in class_names]) for r in rows}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ravdess")
@@ -137,6 +167,11 @@ def main(argv=None):
     parser.add_argument("--pca", type=int, default=0, help="principal components before the regression (0: none)")
     parser.add_argument("--speaker-norm", "--speaker_norm", dest="speaker_norm", action="store_true",
                         help="standardise each speaker's features with their own statistics (transductive)")
+    parser.add_argument("--classifier", choices=("logistic", "svm"), default="logistic",
+                        help="logistic regression (the reference) or an RBF support-vector machine")
+    parser.add_argument("--average-with", "--average_with", dest="average_with", default=None,
+                        help="a run directory on the same folds: average its predictions.csv "
+                             "probabilities with the probe's (equal weights)")
     parser.add_argument("--out", default=None, help="results name (default whisper_probe_<dataset>[_variant])")
     args = parser.parse_args(argv)
 
@@ -166,18 +201,27 @@ def main(argv=None):
         rows = [row[paths[i]] for i in indices if paths[i] in row]
         return x_all[rows], np.array([label[kept[r].path] for r in rows]), rows
 
+    other = run_probabilities(args.average_with, class_names) if args.average_with else None
+    grid = SVM_C_GRID if args.classifier == "svm" else C_GRID
     y_true, y_pred, per_fold = [], [], []
     for fold in folds:
         x_tr, y_tr, _ = arrays(fold.train)
         x_va, y_va, _ = arrays(fold.val)
-        x_te, y_te, _ = arrays(fold.test)
+        x_te, y_te, test_rows = arrays(fold.test)
         scores = {}
-        for c in C_GRID:
-            pred = fit_probe(x_tr, y_tr, c, pca=args.pca).predict(x_va)
+        for c in grid:
+            pred = fit_probe(x_tr, y_tr, c, pca=args.pca, classifier=args.classifier).predict(x_va)
             scores[c] = compute_metrics(y_va, pred, class_names=class_names)["uar"]
-        best = max(C_GRID, key=lambda c: (scores[c], -c))
-        model = fit_probe(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), best, pca=args.pca)
-        pred = model.predict(x_te)
+        best = max(grid, key=lambda c: (scores[c], -c))
+        model = fit_probe(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), best,
+                          pca=args.pca, classifier=args.classifier)
+        if other is None:
+            pred = model.predict(x_te)
+        else:
+            probabilities = np.zeros((len(test_rows), len(class_names)))
+            probabilities[:, model.classes_] = model.predict_proba(x_te)
+            theirs = np.stack([other[kept[r].path] for r in test_rows])
+            pred = (0.5 * probabilities + 0.5 * theirs).argmax(axis=1)
         fold_uar = compute_metrics(y_te, pred, class_names=class_names)["uar"]
         per_fold.append({"fold": fold.name, "C": best, "val_uar": scores[best], "test_uar": fold_uar})
         print(f"fold {fold.name}: C={best} val UAR {100 * scores[best]:.2f} test UAR {100 * fold_uar:.2f}", flush=True)
@@ -187,20 +231,25 @@ def main(argv=None):
     variant = "" if args.blocks == "average" else "_concat"
     variant += f"_pca{args.pca}" if args.pca else ""
     variant += "_speakernorm" if args.speaker_norm else ""
+    variant += "_svm" if args.classifier == "svm" else ""
+    variant += f"_with_{Path(args.average_with).name}" if args.average_with else ""
     name = args.out or f"whisper_probe_{args.dataset}{variant}"
     description = (
         "Whisper-base linear probe (mean+std per block, "
         + ("averaged" if args.blocks == "average" else "6 blocks side by side")
         + (f"; PCA {args.pca}" if args.pca else "")
-        + "; logistic regression"
+        + ("; RBF SVM" if args.classifier == "svm" else "; logistic regression")
         + ("; speaker-normalised, transductive" if args.speaker_norm else "")
         + ")"
+        + (f", probabilities averaged with {args.average_with}" if args.average_with else "")
     )
     result = {
         "model": description,
         "blocks": args.blocks,
         "pca": args.pca,
         "speaker_norm": args.speaker_norm,
+        "classifier": args.classifier,
+        "average_with": args.average_with,
         "dataset": args.dataset,
         "protocol": config["protocol"],
         "classes": class_names,

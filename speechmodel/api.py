@@ -378,33 +378,30 @@ class Recognizer:
 
     def _segment_embeddings(self, waveform):
         """(N, D) or, on a pretrained front end, (N, L, D) segment
-        embeddings of one waveform."""
+        embeddings of one waveform (``speechmodel.embedding``)."""
         import tensorflow as tf
 
         from speechmodel import features as F
+        from speechmodel.embedding import embedding_function, takes_waveforms
 
         classifier = self.model.classifier
+        encoder = getattr(classifier, "segment_encoder", None)
+        if encoder is None:
+            raise TypeError(
+                f"the classifier {type(classifier).__name__} has no segment encoder: embeddings "
+                "exist for SpeechModel (DCNN-BLSTMwA) and pretrained front-end models"
+            )
+        if getattr(self, "_embed", None) is None:
+            self._embed = embedding_function(encoder, self.model.config)
         waves = tf.constant(waveform[None], tf.float32)
         lengths = tf.constant([len(waveform)], tf.int32)
-        if self.model.takes_waveforms:
-            if not callable(getattr(classifier, "embeddings_model", None)):
-                raise TypeError(f"{type(classifier).__name__} has no embeddings_model(): no segment embeddings")
-            if getattr(self, "_embeddings_net", None) is None:
-                self._embeddings_net = classifier.embeddings_model()
-            out = self._embeddings_net({"waveforms": waves, "lengths": lengths}, training=False)
-            embeddings, mask = out["embeddings"], out["mask"]
+        if takes_waveforms(encoder):
+            x = {"waveforms": waves, "lengths": lengths}
         else:
-            encoder = getattr(classifier, "segment_encoder", None)
-            if encoder is None:
-                raise TypeError(
-                    f"the classifier {type(classifier).__name__} has no segment encoder: embeddings "
-                    "exist for SpeechModel (DCNN-BLSTMwA) and pretrained front-end models"
-                )
             segments, counts = F.batch_segment_features(waves, lengths, config=self.model.config)
-            mask = tf.sequence_mask(counts, maxlen=tf.shape(segments)[1])
-            embeddings = encoder({"segments": segments, "mask": mask}, training=False)
-        n = int(np.asarray(mask)[0].sum())
-        return np.asarray(embeddings)[0, :n].astype(np.float32)
+            x = {"segments": segments, "mask": tf.sequence_mask(counts, maxlen=tf.shape(segments)[1])}
+        embeddings, counts = self._embed(x)
+        return np.asarray(embeddings)[0, : int(np.asarray(counts)[0])].astype(np.float32)
 
     def embed(self, inputs, *, sample_rate=None, segments=False):
         """Embeddings of one input or of a list of inputs, as NumPy.

@@ -73,6 +73,8 @@ class KerasInferenceModel(InferenceModel):
         self.class_names = names
         self._tf = tf
         self._attention_net = None
+        self._embed = None  # embed_files's traced function, made when first needed.
+        self._heads = {}  # predict_embeddings's, with and without attention.
         segment_spec = {
             "segments": tf.TensorSpec([None, None, *self.config.segment_shape], tf.float32),
             "mask": tf.TensorSpec([None, None], tf.bool),
@@ -136,39 +138,64 @@ class KerasInferenceModel(InferenceModel):
         with ``model.speaker_normalization``), or None."""
         return getattr(self.classifier, "speaker_normalization", None)
 
-    def speaker_statistics(self, paths, *, batch_size):
-        """``(mean, variance, files)``: the statistics of the segment
-        embeddings of ``paths``, taken as one speaker's recordings
-        (``speechmodel.layers.speaker_normalization``), and how many files
-        they come from. A file that does not load is left out here (the
-        prediction pass reports it); None when none loads."""
-        from speechmodel.layers.speaker_normalization import speaker_statistics
-        from speechmodel.pipeline import FailureLog, make_dataset
+    def embed_files(self, paths, *, batch_size, on_failure):
+        """Yields ``(index, embeddings)``: the ``(N, L, D)`` segment
+        embeddings of each file of ``paths`` that loads, before any speaker
+        normalisation (``speechmodel.embedding.embed_files``);
+        ``on_failure(index, reason)`` for the others. For a model on a
+        pretrained front end (``takes_waveforms``)."""
+        from speechmodel.embedding import embed_files, embedding_function
+        from speechmodel.pipeline import FailureLog
 
+        encoder = self.classifier.segment_encoder
+        if self._embed is None:
+            self._embed = embedding_function(encoder, self.config)
+        failures = FailureLog()
+        position = {p: i for i, p in enumerate(paths)}
+        yield from embed_files(
+            encoder, paths, features=self.config, batch_size=batch_size, failures=failures,
+            embed=self._embed,
+        )
+        for path, reason in failures:
+            on_failure(position[path], reason)
+
+    def predict_embeddings(self, sequences, *, batch_size, attention):
+        """Yields ``(index, probabilities, attention or None, n_segments)``
+        for each ``(N, L, D)`` array of ``sequences`` (``embed_files``'s),
+        through the model's head (and its speaker normalisation)."""
         tf = self._tf
-        if getattr(self, "_embed", None) is None:
-            network = self.classifier.embeddings_model()
+        if attention not in self._heads:
+            head = self.classifier.head_model(attention=bool(attention))
+            blocks, dim = sequences[0].shape[1:] if sequences else (None, None)
 
             @tf.function(
-                input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+                input_signature=[
+                    tf.TensorSpec([None, None, blocks, dim], tf.float32),
+                    tf.TensorSpec([None, None], tf.bool),
+                ]
             )
-            def embed(waveforms, lengths):
-                out = network({"waveforms": waveforms, "lengths": lengths}, training=False)
-                return out["embeddings"], tf.reduce_sum(tf.cast(out["mask"], tf.int32), axis=1)
+            def run(embeddings, mask):
+                out = head({"embeddings": embeddings, "mask": mask}, training=False)
+                if attention:
+                    return out["probabilities"], out["attention"]
+                return out, tf.zeros(tf.shape(mask), tf.float32)
 
-            self._embed = embed
-        sequences = []
-        for x, _ in make_dataset(
-            list(paths), config=self.config, batch_size=batch_size, with_index=True,
-            failures=FailureLog(), outputs="waveforms",
-        ):
-            embeddings, counts = self._embed(x["waveforms"], x["lengths"])
-            embeddings, counts = embeddings.numpy(), counts.numpy()
-            sequences.extend(embeddings[b, : int(counts[b])] for b in range(len(counts)))
-        if not any(len(s) for s in sequences):
-            return None
-        mean, variance = speaker_statistics(sequences)
-        return mean, variance, len(sequences)
+            self._heads[attention] = run
+        run = self._heads[attention]
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            counts = [len(sequences[i]) for i in rows]
+            first = sequences[rows[0]]
+            batch = np.zeros((len(rows), max(counts), *first.shape[1:]), np.float32)
+            mask = np.zeros((len(rows), max(counts)), bool)
+            for b, i in enumerate(rows):
+                batch[b, : counts[b]] = sequences[i]
+                mask[b, : counts[b]] = True
+            probs, weights = run(batch, mask)
+            probs, weights = probs.numpy(), weights.numpy()
+            for b, i in enumerate(rows):
+                yield i, probs[b], (weights[b, : counts[b]] if attention else None), counts[b]
 
     def predict_files(self, paths, *, batch_size, attention, on_failure):
         """Yields ``(index, probabilities, attention or None, n_segments)``

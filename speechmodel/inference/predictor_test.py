@@ -200,21 +200,27 @@ def test_predict_takes_a_model_path(model_path, model):
     assert report.settings["window"] == 4.0 and report.class_names == CLASSES
 
 
-def test_same_speaker_normalises_with_the_inputs_statistics_then_restores(tmp_path):
+def speaker_normalised_model(tmp_path, seed):
+    """A small untrained speaker-normalised Whisper model, saved and loaded."""
     import keras
 
-    from speechmodel.layers.speaker_normalization import speaker_statistics
     from speechmodel.models.audio_speech_model import AudioSpeechModel
     from speechmodel.models.frontends import build_front_end
 
-    keras.utils.set_random_seed(5)
+    keras.utils.set_random_seed(seed)
     embedder = build_front_end(
         "whisper_base", weights="random", num_layers=2, hidden_dim=8, num_heads=2, intermediate_dim=16
     )
     classifier = AudioSpeechModel(3, embedder=embedder, speaker_normalization=True, lstm_units=4,
                                   attention_units=4, dense_units=[4])
     EmotionRecognizer(classifier, class_names=CLASSES).save(tmp_path / "sn.keras")
-    loaded = load_model(tmp_path / "sn.keras")
+    return load_model(tmp_path / "sn.keras")
+
+
+def test_same_speaker_normalises_with_the_inputs_statistics_then_restores(tmp_path):
+    from speechmodel.layers.speaker_normalization import speaker_statistics
+
+    loaded = speaker_normalised_model(tmp_path, 5)
     layer = loaded.speaker_normalization
     before = layer.statistics()
     files = ravdess_files("Actor_10/*.wav")[:3]
@@ -250,6 +256,43 @@ def test_same_speaker_normalises_with_the_inputs_statistics_then_restores(tmp_pa
         assert worker.is_alive() and not out
     worker.join()
     np.testing.assert_allclose(out[0].results[0].probabilities, plain.probabilities, atol=1e-6)
+
+
+def test_same_speaker_embeds_each_clip_once_and_keeps_attention_and_long_files(tmp_path, monkeypatch):
+    loaded = speaker_normalised_model(tmp_path, 6)
+    files = ravdess_files("Actor_11/*.wav")[:4]
+    expected = P.Predictor(loaded, same_speaker=True, attention=True).predict(files)
+    # Clips are classified from the embeddings their statistics came from:
+    # the waveform-to-probabilities pass is never run for them.
+    embedded = []
+    real_embed = loaded.embed_files
+
+    def embed_files(paths, **kw):
+        embedded.extend(paths)
+        return real_embed(paths, **kw)
+
+    def predict_files(paths, **kw):
+        assert not paths, f"clips embedded twice: {paths}"
+        return iter(())
+
+    monkeypatch.setattr(loaded, "embed_files", embed_files)
+    monkeypatch.setattr(loaded, "predict_files", predict_files)
+    report = P.Predictor(loaded, same_speaker=True, attention=True, batch_size=3).predict(files)
+    assert sorted(embedded) == sorted(files)
+    for p, e in zip(report.results, expected.results):
+        assert p.file == e.file
+        np.testing.assert_allclose(p.probabilities, e.probabilities, atol=1e-5)
+        assert abs(sum(s.weight for s in p.attention) - 1) < 1e-4
+        assert p.attention[-1].end <= p.duration + 1e-6
+    # A file longer than --max_utterance counts in the statistics and is
+    # analysed window by window, as without same_speaker.
+    monkeypatch.undo()
+    long = P.Predictor(loaded, same_speaker=True, max_utterance=3.15, window=2.0, hop=1.0).predict(files)
+    assert long.settings["speaker_normalization"] == "the statistics of the 4 readable inputs, as one speaker"
+    durations = [r.duration for r in long.results]
+    assert any(d > 3.15 for d in durations) and any(d <= 3.15 for d in durations)
+    for r in long.results:
+        assert (r.timeline is not None) == (r.duration > 3.15)
 
 
 def test_same_speaker_needs_a_speaker_normalised_model(model):

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+from speechmodel.embedding import embed_files
 from speechmodel.training import artifacts
 
 
@@ -97,64 +98,6 @@ def weights_digest(model):
     return h.hexdigest()[:16]
 
 
-def takes_waveforms(encoder):
-    """Whether ``encoder`` is a pretrained front end (waveforms in) rather
-    than a ``SegmentEncoder`` (log-mel segments in)."""
-    return hasattr(encoder, "num_blocks")
-
-
-def _embedding_function(encoder, features):
-    import tensorflow as tf
-
-    if takes_waveforms(encoder):
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None], tf.float32),
-                tf.TensorSpec([None], tf.int32),
-            ]
-        )
-        def embed(waveforms, lengths):
-            embeddings, mask = encoder(waveforms, lengths, training=False)
-            return embeddings, tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-
-        return lambda x: embed(x["waveforms"], x["lengths"])
-
-    @tf.function(
-        input_signature=[
-            {
-                "segments": tf.TensorSpec([None, None, *features.segment_shape], tf.float32),
-                "mask": tf.TensorSpec([None, None], tf.bool),
-            }
-        ]
-    )
-    def embed_segments(x):
-        return encoder(x, training=False), tf.reduce_sum(tf.cast(x["mask"], tf.int32), axis=1)
-
-    return embed_segments
-
-
-def extract_embeddings(encoder, paths, *, features, batch_size, failures, on_result=None):
-    """Embeds every file of ``paths``; ``on_result(path, array)`` for each.
-
-    A file that fails to load is recorded in ``failures`` (a
-    ``speechmodel.pipeline.FailureLog``) and skipped. Files are batched
-    in order of size, so that a batch pads little.
-    """
-    from speechmodel.pipeline import make_dataset
-
-    embed = _embedding_function(encoder, features)
-    outputs = "waveforms" if takes_waveforms(encoder) else "segments"
-    for x, index in make_dataset(
-        paths, config=features, batch_size=batch_size, with_index=True, failures=failures,
-        outputs=outputs,
-    ):
-        out, counts = embed(x)
-        out, counts = np.asarray(out, dtype=np.float32), np.asarray(counts)
-        for b, i in enumerate(np.asarray(index)):
-            on_result(paths[int(i)], out[b, : int(counts[b])])
-
-
 def encoder_config(encoder):
     """The encoder's config, less what does not change its outputs."""
     config = dict(encoder.get_config())
@@ -192,10 +135,10 @@ def cached_embeddings(cache, encoder, paths, *, features, batch_size, failures, 
             if progress is not None:
                 progress(len(table))
 
-        extract_embeddings(
-            encoder, missing, features=features, batch_size=batch_size, failures=failures,
-            on_result=keep,
-        )
+        for i, array in embed_files(
+            encoder, missing, features=features, batch_size=batch_size, failures=failures
+        ):
+            keep(missing[i], array)
     return table, time.time() - start, not missing
 
 
