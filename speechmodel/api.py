@@ -314,8 +314,8 @@ class Recognizer:
             same_speaker: the inputs are one speaker's recordings: a model
                 trained with speaker normalisation standardises them with
                 their own statistics (as ``infer.py --same_speaker``). The
-                model is adapted for the call; other calls on it from other
-                threads wait until it is back to the average speaker.
+                model is not changed: calls from other threads, same
+                speaker or not, run meanwhile with their own statistics.
 
         Returns:
             A ``Classification`` for one input; for a list, one result per

@@ -427,9 +427,11 @@ class SegmentedPrediction(Prediction):
         return out
 
 
-def waveform_classifier(model, *, batch_size=32):
+def waveform_classifier(model, *, batch_size=32, statistics=None):
     """``classify(list of 1-D float32 arrays) -> (n, C) probabilities``
-    through ``model.predict_waveforms`` in zero-padded batches."""
+    through ``model.predict_waveforms`` in zero-padded batches
+    (``statistics``: one speaker's, for a speaker-normalised model)."""
+    options = {} if statistics is None else {"statistics": statistics}
 
     def classify(waveforms):
         out = []
@@ -439,7 +441,7 @@ def waveform_classifier(model, *, batch_size=32):
             batch = np.zeros((len(part), int(lengths.max())), np.float32)
             for b, w in enumerate(part):
                 batch[b, : len(w)] = w
-            probs, _ = model.predict_waveforms(batch, lengths, attention=False)
+            probs, _ = model.predict_waveforms(batch, lengths, attention=False, **options)
             out.append(np.asarray(probs, np.float32))
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 

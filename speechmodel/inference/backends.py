@@ -60,12 +60,6 @@ class KerasInferenceModel(InferenceModel):
         self.recognizer = recognizer
         self.path = None if path is None else str(path)
         self.classifier = recognizer.classifier
-        if self.speaker_normalization is not None:
-            import threading
-
-            # Held by Predictor.predict: a same-speaker call adapts the
-            # model, and no other prediction may see it meanwhile.
-            self.adaptation_lock = threading.RLock()
         self.config = recognizer.features
         self.sample_rate = self.config.sample_rate
         n_outputs = int(recognizer.outputs[0].shape[-1])
@@ -159,20 +153,36 @@ class KerasInferenceModel(InferenceModel):
         for path, reason in failures:
             on_failure(position[path], reason)
 
-    def predict_embeddings(self, sequences, *, batch_size, attention):
+    def predict_embeddings(self, sequences, *, batch_size, attention, statistics=None):
         """Yields ``(index, probabilities, attention or None, n_segments)``
         for each ``(N, L, D)`` array of ``sequences`` (``embed_files``'s),
-        through the model's head (and its speaker normalisation)."""
+        through the model's head.
+
+        A speaker-normalised model standardises them first with
+        ``statistics`` (``(mean, variance)``, one speaker's: see
+        ``speechmodel.layers.speaker_normalization.speaker_statistics``) if
+        given, else with the statistics its layer holds (an average training
+        speaker's). The model itself is never changed, so calls with other
+        statistics may run at the same time."""
+        from speechmodel.layers.speaker_normalization import standardize
+
         tf = self._tf
+        layer = self.speaker_normalization
+        if layer is not None:
+            mean, variance = layer.statistics() if statistics is None else statistics
+            sequences = [standardize(s, mean, variance, epsilon=layer.epsilon) for s in sequences]
+        elif statistics is not None:
+            raise ValueError(
+                "speaker statistics need a model trained with speaker normalisation. "
+                f"Received: statistics for {self.path or 'a model without it'}"
+            )
         if attention not in self._heads:
-            head = self.classifier.head_model(attention=bool(attention))
-            blocks, dim = sequences[0].shape[1:] if sequences else (None, None)
+            head = self.classifier.sequence_head
+            head = head.with_attention() if attention else head
+            shape = [None, None, *head.input["embeddings"].shape[2:]]
 
             @tf.function(
-                input_signature=[
-                    tf.TensorSpec([None, None, blocks, dim], tf.float32),
-                    tf.TensorSpec([None, None], tf.bool),
-                ]
+                input_signature=[tf.TensorSpec(shape, tf.float32), tf.TensorSpec([None, None], tf.bool)]
             )
             def run(embeddings, mask):
                 out = head({"embeddings": embeddings, "mask": mask}, training=False)
@@ -186,8 +196,7 @@ class KerasInferenceModel(InferenceModel):
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             counts = [len(sequences[i]) for i in rows]
-            first = sequences[rows[0]]
-            batch = np.zeros((len(rows), max(counts), *first.shape[1:]), np.float32)
+            batch = np.zeros((len(rows), max(counts), *sequences[rows[0]].shape[1:]), np.float32)
             mask = np.zeros((len(rows), max(counts)), bool)
             for b, i in enumerate(rows):
                 batch[b, : counts[b]] = sequences[i]
@@ -237,9 +246,26 @@ class KerasInferenceModel(InferenceModel):
         for path, reason in failures.failures[reported:]:
             on_failure(position[path], reason)
 
-    def predict_waveforms(self, waveforms, lengths, *, attention):
+    def predict_waveforms(self, waveforms, lengths, *, attention, statistics=None):
         """(B, S) zero-padded waveforms -> (probabilities (B, C), attention
-        list of (n_b,) arrays or None)."""
+        list of (n_b,) arrays or None). ``statistics``: one speaker's, for
+        a speaker-normalised model (see ``predict_embeddings``)."""
+        if statistics is not None:
+            from speechmodel.embedding import embedding_function
+
+            if self._embed is None:
+                self._embed = embedding_function(self.classifier.segment_encoder, self.config)
+            embeddings, counts = self._embed({
+                "waveforms": self._tf.constant(waveforms, self._tf.float32),
+                "lengths": self._tf.constant(lengths, self._tf.int32),
+            })
+            embeddings, counts = embeddings.numpy(), counts.numpy()
+            sequences = [embeddings[b, : counts[b]] for b in range(len(counts))]
+            rows = sorted(self.predict_embeddings(
+                sequences, batch_size=len(sequences), attention=attention, statistics=statistics
+            ), key=lambda row: row[0])
+            probs = np.stack([row[1] for row in rows])
+            return probs, ([row[2] for row in rows] if attention else None)
         if attention:
             self._attention_network()
         from_waveforms = self._functions[bool(attention)][1]

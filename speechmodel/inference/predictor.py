@@ -28,7 +28,6 @@ free name is taken, and recorded in ``plot_renamed``); a plot that cannot
 be written keeps the emotion result (``Prediction.plot_error``).
 """
 
-import contextlib
 import os
 import sys
 
@@ -189,6 +188,8 @@ class Predictor:
         if self.same_speaker:
             settings["speaker_normalization"] = (
                 f"the statistics of the {self.speaker_files} readable inputs, as one speaker"
+                if self.speaker_files
+                else "none: no readable input to take a speaker's statistics from"
             )
         return settings
 
@@ -257,14 +258,10 @@ class Predictor:
         for i, reason in unreadable:  # Reported once stderr is back.
             fail(i, reason)
         self.speaker_files = None
-        # A speaker-normalised model is adapted for the length of a
-        # same-speaker call: other predictions on it (other threads) wait.
-        lock = getattr(self.model, "adaptation_lock", None)
-        with lock if lock is not None else contextlib.nullcontext():
-            if self.same_speaker and durations:
-                self._predict_same_speaker(paths, clips, long_files, durations, fail, done)
-            else:
-                self._predict_readable(paths, clips, long_files, durations, fail, done)
+        if self.same_speaker and durations:
+            self._predict_same_speaker(paths, clips, long_files, durations, fail, done)
+        else:
+            self._predict_readable(paths, clips, long_files, durations, fail, done)
         for i, result in enumerate(results):
             if result is None:  # Never silent, even if a backend misses one.
                 fail(i, "no result was produced for this file (internal error)")
@@ -272,9 +269,10 @@ class Predictor:
         return Report([by_path[p] for p in given], list(self.model.class_names), self.settings)
 
     def _predict_same_speaker(self, paths, clips, long_files, durations, fail, done):
-        """One speaker's files: the model's speaker normalisation takes the
-        statistics of all their segment embeddings, then each is classified.
-        A clip is embedded once: it is classified from the embeddings its
+        """One speaker's files: their segment embeddings are standardised
+        with the statistics of all of them, then classified (the model
+        itself is not changed: other calls may run meanwhile). A clip is
+        embedded once: it is classified from the embeddings its
         statistics came from (they are kept in memory for the call, about
         12 KB per 0.32 s segment with Whisper base). A long file is embedded
         whole for the statistics and then analysed window by window, as
@@ -295,24 +293,20 @@ class Predictor:
                 [paths[i] for i in long_files], batch_size=1, on_failure=lambda j, reason: None
             )
         ]
-        layer, saved = self.model.speaker_normalization, None
+        statistics = None
         if any(len(s) for s in sequences):
-            saved = layer.statistics()
-            layer.set_statistics(*speaker_statistics(sequences))
+            statistics = speaker_statistics(sequences)
             self.speaker_files = len(sequences)
-        try:
-            order = sorted(embedded)
-            outputs = self.model.predict_embeddings(
-                [embedded[j] for j in order], batch_size=self.batch_size, attention=self.attention
-            )
-            for k, probs, weights, n_segments in outputs:
-                self._clip_done(paths, clips[order[k]], durations, probs, weights, n_segments, done)
-            self._predict_readable(paths, [], long_files, durations, fail, done)
-        finally:  # The model goes back to the average speaker.
-            if saved is not None:
-                layer.set_statistics(*saved)
+        order = sorted(embedded)
+        outputs = self.model.predict_embeddings(
+            [embedded[j] for j in order], batch_size=self.batch_size, attention=self.attention,
+            statistics=statistics,
+        )
+        for k, probs, weights, n_segments in outputs:
+            self._clip_done(paths, clips[order[k]], durations, probs, weights, n_segments, done)
+        self._predict_readable(paths, [], long_files, durations, fail, done, statistics=statistics)
 
-    def _predict_readable(self, paths, clips, long_files, durations, fail, done):
+    def _predict_readable(self, paths, clips, long_files, durations, fail, done, *, statistics=None):
         from speechmodel.audio import AudioError
 
         clips.sort(key=lambda i: durations[i])
@@ -328,7 +322,7 @@ class Predictor:
 
         for i in long_files:
             try:
-                prediction = self._predict_long(paths[i], durations[i])
+                prediction = self._predict_long(paths[i], durations[i], statistics=statistics)
             except AudioError as exc:
                 fail(i, exc.reason)
                 continue
@@ -351,7 +345,7 @@ class Predictor:
             ),
         )
 
-    def _predict_long(self, path, expected_duration):
+    def _predict_long(self, path, expected_duration, *, statistics=None):
         from speechmodel.audio import iter_blocks
 
         rate = self.model.sample_rate
@@ -370,7 +364,7 @@ class Predictor:
             from speechmodel import stream
 
             analyzer = stream.StreamAnalyzer(
-                stream.waveform_classifier(self.model, batch_size=self.batch_size),
+                stream.waveform_classifier(self.model, batch_size=self.batch_size, statistics=statistics),
                 sample_rate=rate, class_names=self.model.class_names, segment="vad",
                 vad=self.vad, max_utterance=self.max_utterance,
             )
@@ -400,7 +394,8 @@ class Predictor:
             for b, (_, w) in enumerate(pending):
                 batch[b, : len(w)] = w
             probs, weights = self.model.predict_waveforms(
-                batch, lengths, attention=self.attention
+                batch, lengths, attention=self.attention,
+                **({} if statistics is None else {"statistics": statistics}),
             )
             for b, (start, w) in enumerate(pending):
                 spans.append((start, start + len(w)))

@@ -11,7 +11,13 @@ from speechmodel.inference.loading import load_model
 from speechmodel.inference.results import Failure, Prediction
 from speechmodel.models.recognizer import EmotionRecognizer
 from speechmodel.signal import voiced_frames
-from speechmodel.tests.inference_fixtures import ATOL, CLASSES, reference, tiny_plain_classifier
+from speechmodel.tests.inference_fixtures import (
+    ATOL,
+    CLASSES,
+    reference,
+    tiny_plain_classifier,
+    tiny_speaker_model,
+)
 from tests.paths import ravdess_files
 
 
@@ -202,22 +208,10 @@ def test_predict_takes_a_model_path(model_path, model):
 
 def speaker_normalised_model(tmp_path, seed):
     """A small untrained speaker-normalised Whisper model, saved and loaded."""
-    import keras
-
-    from speechmodel.models.audio_speech_model import AudioSpeechModel
-    from speechmodel.models.frontends import build_front_end
-
-    keras.utils.set_random_seed(seed)
-    embedder = build_front_end(
-        "whisper_base", weights="random", num_layers=2, hidden_dim=8, num_heads=2, intermediate_dim=16
-    )
-    classifier = AudioSpeechModel(3, embedder=embedder, speaker_normalization=True, lstm_units=4,
-                                  attention_units=4, dense_units=[4])
-    EmotionRecognizer(classifier, class_names=CLASSES).save(tmp_path / "sn.keras")
-    return load_model(tmp_path / "sn.keras")
+    return load_model(tiny_speaker_model(tmp_path / "sn.keras", CLASSES, seed=seed))
 
 
-def test_same_speaker_normalises_with_the_inputs_statistics_then_restores(tmp_path):
+def test_same_speaker_normalises_with_the_inputs_statistics_and_never_changes_the_model(tmp_path):
     from speechmodel.layers.speaker_normalization import speaker_statistics
 
     loaded = speaker_normalised_model(tmp_path, 5)
@@ -244,18 +238,23 @@ def test_same_speaker_normalises_with_the_inputs_statistics_then_restores(tmp_pa
     np.testing.assert_array_equal(layer.statistics()[0], before[0])
     plain = P.Predictor(loaded).predict(files[:1]).results[0]
     assert not np.allclose(plain.probabilities, report.results[0].probabilities, atol=1e-4)
-    # While one call has the model adapted (it holds the lock), another
-    # thread's prediction waits for it, then sees the average speaker.
+    # The model is never changed: a plain call running at the same time as
+    # same-speaker calls (other threads) gets the average speaker.
     import threading
 
-    out = []
-    with loaded.adaptation_lock:
-        worker = threading.Thread(target=lambda: out.append(P.Predictor(loaded).predict(files[:1])))
+    out, adapted = [], []
+    workers = [threading.Thread(target=lambda: out.append(P.Predictor(loaded).predict(files[:1])))]
+    workers += [threading.Thread(target=lambda: adapted.append(
+        P.Predictor(loaded, same_speaker=True).predict(files))) for _ in range(2)]
+    for worker in workers:
         worker.start()
-        worker.join(timeout=3)
-        assert worker.is_alive() and not out
-    worker.join()
+    for worker in workers:
+        worker.join()
     np.testing.assert_allclose(out[0].results[0].probabilities, plain.probabilities, atol=1e-6)
+    for other in adapted:
+        for p, e in zip(other.results, expected):
+            np.testing.assert_allclose(p.probabilities, e, atol=ATOL)
+    np.testing.assert_array_equal(layer.statistics()[0], before[0])
 
 
 def test_same_speaker_embeds_each_clip_once_and_keeps_attention_and_long_files(tmp_path, monkeypatch):
@@ -293,6 +292,11 @@ def test_same_speaker_embeds_each_clip_once_and_keeps_attention_and_long_files(t
     assert any(d > 3.15 for d in durations) and any(d <= 3.15 for d in durations)
     for r in long.results:
         assert (r.timeline is not None) == (r.duration > 3.15)
+    # ... with the call's statistics, not the average speaker's.
+    plain = P.Predictor(loaded, max_utterance=3.15, window=2.0, hop=1.0).predict(files)
+    for r, q in zip(long.results, plain.results):
+        if r.timeline is not None:
+            assert not np.allclose(r.timeline[0].probabilities, q.timeline[0].probabilities, atol=1e-4)
 
 
 def test_same_speaker_needs_a_speaker_normalised_model(model):

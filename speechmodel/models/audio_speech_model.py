@@ -125,24 +125,6 @@ class AudioSpeechModel(FunctionalModel):
         embeddings, mask = self.embedder(self.input["waveforms"], self.input["lengths"])
         return Graph(self.input, {"embeddings": embeddings, "mask": mask}, name="embeddings")
 
-    def head_model(self, attention=False):
-        """A model sharing these weights that classifies segment embeddings:
-        ``{"embeddings": (B, N, L, D), "mask": (B, N)}`` (what
-        ``embeddings_model`` gives) -> probabilities (B, num_classes), or
-        with ``attention=True`` ``{"probabilities", "attention"}``. The
-        speaker normalisation, if any, is applied first, as in the whole
-        model."""
-        inputs = {
-            "embeddings": keras.Input(
-                (None, self.sequence_head.embedding_blocks, self.sequence_head.embedding_dim),
-                name="embeddings",
-            ),
-            "mask": keras.Input((None,), dtype="bool", name="mask"),
-        }
-        head = self.sequence_head.with_attention() if attention else self.sequence_head
-        outputs = head({"embeddings": self._normalized(inputs["embeddings"]), "mask": inputs["mask"]})
-        return Graph(inputs, outputs, name=f"{self.name}_head")
-
     def attention_model(self):
         """A model sharing these weights with outputs ``{"probabilities":
         (B, num_classes), "attention": float32 (B, N)}`` (see

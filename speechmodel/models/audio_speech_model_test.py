@@ -98,26 +98,6 @@ class SpeakerNormalizationTest(TestCase):
         self.assertAllClose(stats[0], mean, atol=1e-6)
         self.assertAllClose(stats[1], variance, rtol=1e-6)
 
-    def test_the_head_model_on_embeddings_is_the_whole_model(self):
-        keras.utils.set_random_seed(2)
-        model = AudioSpeechModel(3, embedder=_embedder(), speaker_normalization=True, **HEAD)
-        shape = (model.embedder.num_blocks, model.embedder.embedding_dim)
-        model.speaker_normalization.set_statistics(
-            np.full(shape, 0.5, np.float32), np.full(shape, 2.0, np.float32)
-        )
-        x = _inputs()
-        raw = model.embeddings_model()(x)
-        self.assertAllClose(model.head_model()(raw), model(x), atol=1e-5)
-        out = model.head_model(attention=True)(raw)
-        self.assertAllClose(out["probabilities"], model(x), atol=1e-5)
-        self.assertAllClose(out["attention"], model.attention_model()(x)["attention"], atol=1e-5)
-        # Shorter sequences than the batch's longest are masked, not padded in.
-        counts = np.asarray(raw["mask"]).sum(1)
-        b = int(np.argmin(counts))
-        alone = {"embeddings": np.asarray(raw["embeddings"])[b : b + 1, : counts[b]],
-                 "mask": np.ones((1, counts[b]), bool)}
-        self.assertAllClose(model.head_model()(alone)[0], model(x)[b], atol=1e-5)
-
     def test_without_it_there_is_no_layer_and_old_configs_load(self):
         model = AudioSpeechModel(2, embedder=_embedder(), **HEAD)
         self.assertIsNone(model.speaker_normalization)

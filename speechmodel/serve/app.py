@@ -6,6 +6,13 @@ Routes:
         or query parameters) or as the raw request body (options as query
         parameters). Answers the JSON of ``infer.py --format json`` for
         one file.
+    ``POST /v1/classify_speaker``: several recordings of one speaker as
+        one multipart upload (each in a ``file`` field; the options as for
+        ``/v1/classify``). Answers the JSON of ``infer.py --same_speaker
+        --format json``: a model trained with speaker normalisation
+        standardises them with their own statistics (400 for another
+        model); a file that cannot be analysed is a result with an
+        ``error``, and the others are analysed.
     ``GET /v1/model``: the model, its classes and settings.
     ``GET /health``: liveness and load.
     ``GET /``: the web page (``static/index.html``).
@@ -29,7 +36,9 @@ STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 def _parse_multipart(body, content_type, max_fields=16):
     """(fields, files) of a multipart/form-data body held in memory:
-    ``fields`` name -> str, ``files`` name -> (filename, bytes)."""
+    ``fields`` name -> str, ``files`` a list of (field name, filename,
+    bytes) in order (a field name may repeat there, never among
+    ``fields``)."""
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     _, params = parse_options_header(content_type.encode("latin-1"))
@@ -73,14 +82,16 @@ def _parse_multipart(body, content_type, max_fields=16):
         raise
     except Exception as exc:
         raise ServiceError(400, f"malformed multipart body ({exc})", kind="bad_form") from None
-    fields, files = {}, {}
+    fields, files = {}, []
     for headers, data in parts:
         _, disposition = parse_options_header(headers.get("content-disposition", "").encode("utf-8"))
         name = disposition.get(b"name", b"").decode("utf-8", "replace")
         if not name:
             raise ServiceError(400, "a form part without a name", kind="bad_form")
         if b"filename" in disposition:
-            files[name] = (disposition[b"filename"].decode("utf-8", "replace"), data)
+            files.append((name, disposition[b"filename"].decode("utf-8", "replace"), data))
+        elif name in fields:
+            raise ServiceError(400, f"the form field {name!r} is given twice", kind="bad_form")
         else:
             fields[name] = data.decode("utf-8", "replace")
     return fields, files
@@ -159,27 +170,38 @@ def create_app(service, *, executor_workers=64):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def prepare(request):
-        """Reads and checks the request: (audio bytes, filename, options)."""
+    async def read_form(request):
+        """The request's options (query parameters, and form fields for a
+        multipart body) and its uploads: ``(raw options, [(filename,
+        bytes)], multipart)``; a raw body is one upload (``filename`` a
+        query parameter)."""
         limits = service.limits
         # Multipart framing adds a little to the audio's own limit.
         body = await read_body(request, limits.max_upload_bytes + 64 * 1024, limits.max_upload_bytes)
         content_type = request.headers.get("content-type", "")
         raw = dict(request.query_params)
-        if content_type.lower().startswith("multipart/form-data"):
-            fields, files = _parse_multipart(body, content_type)
-            if len(files) != 1:
-                raise ServiceError(
-                    400, f"send exactly one audio file in the form (field 'file'); received {len(files)}",
-                    kind="bad_form",
-                )
+        multipart = content_type.lower().startswith("multipart/form-data")
+        if multipart:
+            fields, files = _parse_multipart(body, content_type, max_fields=limits.max_files + 16)
             raw.update(fields)
-            ((filename, data),) = files.values()
+            uploads = [(filename, data) for _, filename, data in files]
+            size = sum(len(data) for _, data in uploads)
         else:
-            filename, data = raw.pop("filename", None), body
-        if len(data) > limits.max_upload_bytes:
-            raise ServiceError(413, f"the upload is {len(data)} bytes; this service takes at most "
+            uploads, size = [(raw.pop("filename", None), body)], len(body)
+        if size > limits.max_upload_bytes:
+            raise ServiceError(413, f"the upload is {size} bytes; this service takes at most "
                                f"{limits.max_upload_bytes} bytes", kind="too_large")
+        return raw, uploads, multipart
+
+    async def prepare(request):
+        """Reads and checks the request: (audio bytes, filename, options)."""
+        raw, uploads, _ = await read_form(request)
+        if len(uploads) != 1:
+            raise ServiceError(
+                400, f"send exactly one audio file in the form (field 'file'); received {len(uploads)}",
+                kind="bad_form",
+            )
+        ((filename, data),) = uploads
         options = service.options(raw)
         if not data:
             raise ServiceError(422, f"{filename or 'upload'}: the upload is empty (0 bytes)", kind="empty")
@@ -189,15 +211,18 @@ def create_app(service, *, executor_workers=64):
         return ServiceError(408, f"the request took longer than {service.limits.request_timeout:g} s",
                             kind="timeout")
 
-    @app.post("/v1/classify")
-    async def classify(request: Request):
+    async def served(request, read, analyze):
+        """Admits ``request``, reads it (``read``, within the request's
+        time) and runs ``analyze(*read's result, deadline=, cancelled=)`` on
+        the executor; 408 when the time runs out (the analysis is told, and
+        what it answers then is dropped)."""
         ticket = service.admit()
         timeout = service.limits.request_timeout
         deadline = time.monotonic() + timeout
         cancelled = threading.Event()
         try:
             try:
-                data, filename, options = await asyncio.wait_for(prepare(request), timeout)
+                arguments = await asyncio.wait_for(read(request), timeout)
             except asyncio.TimeoutError:
                 raise timeout_error() from None
 
@@ -205,7 +230,7 @@ def create_app(service, *, executor_workers=64):
                 try:
                     if cancelled.is_set():
                         raise timeout_error()
-                    return service.analyze(data, filename, options, deadline=deadline, cancelled=cancelled)
+                    return analyze(*arguments, deadline=deadline, cancelled=cancelled)
                 finally:
                     ticket.release()
 
@@ -222,5 +247,23 @@ def create_app(service, *, executor_workers=64):
         finally:
             if not ticket.handed_off:
                 ticket.release()
+
+    async def prepare_speaker(request):
+        """(uploads, options) of a same-speaker request."""
+        raw, uploads, multipart = await read_form(request)
+        if not multipart:
+            raise ServiceError(
+                400, "send one speaker's recordings as a multipart/form-data upload, each in a 'file' field",
+                kind="bad_form",
+            )
+        return uploads, service.options(raw)
+
+    @app.post("/v1/classify")
+    async def classify(request: Request):
+        return await served(request, prepare, service.analyze)
+
+    @app.post("/v1/classify_speaker")
+    async def classify_speaker(request: Request):
+        return await served(request, prepare_speaker, service.analyze_speaker)
 
     return app

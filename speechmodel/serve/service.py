@@ -8,7 +8,10 @@ ends; the directory when the service closes).
 
 ``analyze(data, filename, options)`` gives the JSON of ``infer.py --format
 json`` for one file: ``{"model", "class_names", "settings", "results":
-[result]}``. A clip up to ``max_utterance`` seconds is classified whole;
+[result]}``. ``analyze_speaker(uploads, options)`` gives it for several
+files of one speaker, as ``infer.py --same_speaker`` (a model trained with
+speaker normalisation standardises them with their own statistics); a file
+that cannot be analysed is a result with an ``error``, the others go on. A clip up to ``max_utterance`` seconds is classified whole;
 longer audio in windows (``window``, ``hop``) weighted by voicing, or, with
 ``segment="vad"``, in utterances at speech boundaries, exactly as
 ``infer.py`` does. Problems are ``ServiceError`` with an HTTP status.
@@ -53,7 +56,9 @@ class Limits:
 
     Attributes:
         max_upload_bytes: body size (413 past it).
-        max_duration: seconds of audio (413 past it).
+        max_duration: seconds of audio (413 past it); for a same-speaker
+            request, of all its files together.
+        max_files: files in one same-speaker request (400 past it).
         request_timeout: seconds from arrival to answer (408 past it).
         max_pending: requests admitted at once, waiting or running (503
             with ``Retry-After`` past it).
@@ -62,6 +67,7 @@ class Limits:
 
     max_upload_bytes: int = 25 * 1024 * 1024
     max_duration: float = 600.0
+    max_files: int = 64
     request_timeout: float = 60.0
     max_pending: int = 64
     retry_after: int = 1
@@ -170,6 +176,8 @@ class EmotionService:
         from speechmodel import vad as V
 
         self.silero = V.silero_available()
+        # ``POST /v1/classify_speaker`` needs a speaker-normalised model.
+        self.same_speaker = getattr(model, "speaker_normalization", None) is not None
 
     # -- admission ------------------------------------------------------
 
@@ -213,6 +221,8 @@ class EmotionService:
                 "request_timeout": lim.request_timeout,
                 "max_pending": lim.max_pending,
                 "max_batch": self.batcher.max_batch,
+                "same_speaker": self.same_speaker,
+                "max_files": lim.max_files,
             },
         }
 
@@ -298,6 +308,92 @@ class EmotionService:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+    def analyze_speaker(self, uploads, options, *, deadline=None, cancelled=None):
+        """Several files of one speaker -> the ``infer.py --same_speaker
+        --format json`` dict, a result per upload in order (``error`` for
+        one that cannot be analysed: the others go on).
+
+        Args:
+            uploads: ``[(filename, bytes)]``.
+            options: as ``analyze``'s.
+            deadline: ``time.monotonic()`` past which nothing starts.
+            cancelled: a ``threading.Event``; once set, nothing starts.
+
+        Raises:
+            ServiceError: 400 (the model has no speaker normalisation, no
+                file or too many), 413 (too long in all), 408 (past
+                ``deadline`` before the analysis starts).
+        """
+        from speechmodel import inference
+        from speechmodel.audio import AudioError, read_info
+
+        if not self.same_speaker:
+            raise ServiceError(
+                400, "this service's model was not trained with speaker normalisation "
+                "(train.py --set model.speaker_normalization=true): it cannot be adapted to a speaker; "
+                "use /v1/classify", kind="unsupported",
+            )
+        if not uploads or len(uploads) > self.limits.max_files:
+            raise ServiceError(
+                400, f"send 1 to {self.limits.max_files} audio files of one speaker; received {len(uploads)}",
+                kind="bad_form",
+            )
+        try:
+            predictor = inference.Predictor(
+                self.model, window=options["window"], hop=options["hop"],
+                max_utterance=self.defaults.max_utterance, segment=options["segment"],
+                vad=options["vad"], same_speaker=True,
+            )
+        except ValueError as exc:
+            raise ServiceError(400, str(exc), kind="bad_parameter") from None
+        folder = tempfile.mkdtemp(dir=self.tmpdir)
+        try:
+            paths, names, unreadable, total = [], [], {}, 0.0
+            for n, (filename, data) in enumerate(uploads):
+                name = os.path.basename(filename or "") or f"upload-{n + 1}"
+                path = os.path.join(folder, f"{n}.audio")
+                with open(path, "xb") as f:
+                    f.write(data)
+                paths.append(path)
+                names.append(name)
+                if not data:
+                    unreadable[path] = "the upload is empty (0 bytes)"
+                    continue
+                try:
+                    total += read_info(path).duration
+                except AudioError:
+                    pass  # Reported by the analysis, with the others.
+            if total > self.limits.max_duration:
+                raise ServiceError(
+                    413, f"the {len(uploads)} files last {total:.1f} s in all; this service takes at most "
+                    f"{self.limits.max_duration:g} s", kind="too_long",
+                )
+            late = deadline is not None and time.monotonic() > deadline
+            if late or (cancelled is not None and cancelled.is_set()):
+                raise ServiceError(408, f"the request took longer than {self.limits.request_timeout:g} s",
+                                   kind="timeout")
+            readable = [p for p in paths if p not in unreadable]
+            report = predictor.predict(readable) if readable else None
+            by_path = dict(zip(readable, report.results)) if report is not None else {}
+            results = []
+            for path, name in zip(paths, names):
+                if path in unreadable:
+                    results.append({"file": name, "error": unreadable[path]})
+                    continue
+                result = by_path[path]
+                if isinstance(result, inference.Failure):
+                    results.append({"file": name, "error": result.reason})
+                else:
+                    results.append({**result.to_dict(top_k=options["top_k"]), "file": name})
+            return {
+                "model": self.model.describe(),
+                "class_names": self.class_names,
+                "settings": predictor.settings,
+                "results": results,
+            }
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def close(self):
         self.batcher.close()

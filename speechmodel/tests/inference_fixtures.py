@@ -34,6 +34,23 @@ def tiny_plain_classifier(num_classes=3):
     return keras.Model({"segments": segments, "mask": mask}, out)
 
 
+def tiny_speaker_model(path, classes=CLASSES, seed=5):
+    """A random-weight speaker-normalised model (a tiny Whisper-shaped
+    front end) saved at ``path``."""
+    from speechmodel.models.audio_speech_model import AudioSpeechModel
+    from speechmodel.models.frontends import build_front_end
+    from speechmodel.models.recognizer import EmotionRecognizer
+
+    keras.utils.set_random_seed(seed)
+    embedder = build_front_end(
+        "whisper_base", weights="random", num_layers=2, hidden_dim=8, num_heads=2, intermediate_dim=16
+    )
+    classifier = AudioSpeechModel(len(classes), embedder=embedder, speaker_normalization=True,
+                                  lstm_units=4, attention_units=4, dense_units=[4])
+    EmotionRecognizer(classifier, class_names=list(classes)).save(path)
+    return path
+
+
 def reference(recognizer, waveform):
     """The recognizer on one waveform, as a saved model is called."""
     w = np.asarray(waveform, np.float32)[None]
