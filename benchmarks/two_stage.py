@@ -7,7 +7,7 @@ actors), with the model of the config: (a) end-to-end training, the CNN and
 the BLSTM head together on segment sequences; (b) the second stage of the
 two-stage mode, the BLSTM + attention + DNN head alone on cached segment
 embeddings (extracted once, timed separately). Medians over the epochs.
-Writes benchmarks/results/two_stage.json.
+Writes benchmarks/results/two_stage.json (or --output).
 """
 
 import argparse
@@ -17,7 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 
 from benchmarks.common import REPO, machine, ravdess_dir, write_json  # noqa: E402
 
@@ -29,6 +28,7 @@ def main():
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training files")
     parser.add_argument("--e2e-epochs", type=int, default=2)
     parser.add_argument("--head-epochs", type=int, default=5)
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "two_stage.json"))
     args = parser.parse_args()
 
     import keras
@@ -39,7 +39,9 @@ def main():
     from speechmodel.pipeline import make_dataset
     from speechmodel.training.callbacks import EpochTimer
     from speechmodel.training.config import load_config
-    from speechmodel.training.two_stage import extract_embeddings, sequence_dataset
+    from speechmodel.embedding import embed_files
+    from speechmodel.pipeline import FailureLog
+    from speechmodel.training.two_stage import sequence_dataset
 
     config = load_config(args.config)
     manifest = datasets.load("ravdess", str(ravdess_dir(args.data_dir)))
@@ -64,12 +66,16 @@ def main():
     model.fit(data, epochs=args.e2e_epochs, callbacks=[e2e], verbose=0)
 
     start = time.perf_counter()
-    flat, lengths, kept = extract_embeddings(
-        model.segment_encoder, paths, features=features, batch_size=batch, failures=None
-    )
+    failures = FailureLog()
+    table = {
+        paths[i]: array
+        for i, array in embed_files(
+            model.segment_encoder, paths, features=features, batch_size=batch, failures=failures
+        )
+    }
     extract = time.perf_counter() - start
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    table = {paths[k]: flat[offsets[i] : offsets[i + 1]] for i, k in enumerate(kept)}
+    for path, reason in failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
     head = model.sequence_head
     head.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     head_timer = EpochTimer()
@@ -91,7 +97,7 @@ def main():
     print(f"embeddings    : {extract:7.1f} s once")
     print(f"two-stage head: {result['head_seconds_per_epoch']:7.2f} s/epoch (median of {args.head_epochs})")
     print(f"speedup       : {result['speedup_per_epoch']:7.1f}x per epoch")
-    write_json(REPO / "benchmarks" / "results" / "two_stage.json", result)
+    write_json(args.output, result)
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ def main(argv=None):
     import datasets
     from speechmodel.metrics import compute_metrics
     from speechmodel.training.config import load_config
-    from speechmodel.training.runner import make_protocol_folds
+    from speechmodel.training.folds import make_protocol_folds
 
     data_dir = args.data_dir or str(REPO.parent / "shared" / "data" / args.dataset)
     config = load_config(REPO / "configs" / f"{args.dataset}.json")

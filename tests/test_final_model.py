@@ -133,26 +133,26 @@ def test_the_final_model_is_trained_on_every_speaker_resumes_and_only_once(
         raise AssertionError("a finished run trains nothing again")
 
     with monkeypatch.context() as m:
-        m.setattr(runner, "_run_deep_fold", no_training)
+        m.setattr(runner, "run_deep_fold", no_training)
         again = run(config(corpus, out))
     assert again["final_model"]["path"] == "model.keras"
     assert (out / "model.keras").is_file()
 
 
 def test_no_final_model_for_one_fold_protocols_or_when_skipped(corpus):
-    from speechmodel.training import runner
+    from speechmodel.training import folds as F
     from speechmodel.training.config import resolve
 
     cfg = resolve(config(corpus, "unused"))
-    manifest, test_manifest, _ = runner.load_manifests(cfg)
-    folds = runner.make_protocol_folds(cfg, manifest, test_manifest)
-    final = runner._final_fold(cfg, manifest, folds)
+    manifest, test_manifest, _ = F.load_manifests(cfg)
+    folds = F.make_protocol_folds(cfg, manifest, test_manifest)
+    final = F.final_fold(cfg, manifest, folds)
     assert final.name == "final" and not final.test and final.val
     assert set(final.train_speakers) | set(final.val_speakers) == set(ACTORS)
     cfg["training"]["final_model"] = False
-    assert runner._final_fold(cfg, manifest, folds) is None
+    assert F.final_fold(cfg, manifest, folds) is None
     cfg["training"]["final_model"] = True
-    assert runner._final_fold(cfg, manifest, folds[:1]) is None
+    assert F.final_fold(cfg, manifest, folds[:1]) is None
 
 
 def test_a_classical_run_ends_with_its_final_model(corpus, tmp_path):

@@ -149,7 +149,7 @@ def visible(run_dir, *names):
 
 def test_end_to_end_killed_and_resumed_gives_the_uninterrupted_numbers(corpus, tmp_path, monkeypatch):
     from speechmodel.training import callbacks
-    from speechmodel.training.runner import RunError
+    from speechmodel.training.folds import RunError
 
     # Augmentation on the waveform, the segments and the batch (mixup):
     # each must be the same in an epoch run again.
@@ -249,7 +249,8 @@ def test_two_stage_killed_in_each_stage_gives_the_uninterrupted_numbers(corpus, 
 
 def test_a_second_run_into_the_same_directory_is_told_who_holds_it(corpus, tmp_path):
     from speechmodel.training import artifacts
-    from speechmodel.training.runner import RunError, run_experiment
+    from speechmodel.training.folds import RunError
+    from speechmodel.training.runner import run_experiment
 
     out = tmp_path / "run"
     out.mkdir()

@@ -136,7 +136,16 @@ def config_from_flags(flags, *, say=None):
 
 def _setup_from_flags(flags, *, say=None):
     from speechmodel import datasets
-    from speechmodel.training import config as C
+    from speechmodel.training.config import (
+        RECIPE,
+        default_config_path,
+        read_config_file,
+        recipe_sections,
+        resolve,
+    )
+    from speechmodel.training.defaults import ConfigError, closest
+    from speechmodel.training.overrides import parse_augment, parse_override, set_key
+    from speechmodel.training.schema import CLASSICAL_MODELS
 
     say = say or _info
     dataset = flags.dataset
@@ -145,33 +154,33 @@ def _setup_from_flags(flags, *, say=None):
         try:
             datasets.corpus_name(name)
         except ValueError:
-            raise C.ConfigError(
-                f"--dataset: unknown corpus{C.closest(name, datasets.corpus_names())}. Known: "
+            raise ConfigError(
+                f"--dataset: unknown corpus{closest(name, datasets.corpus_names())}. Known: "
                 f"{', '.join(datasets.corpus_names())}, or a comma list of them. Received: dataset={dataset!r}"
             ) from None
     canonical = ",".join(datasets.corpus_name(n) for n in names)
     if flags.config:
-        raw, source = C.read_config_file(flags.config), flags.config
+        raw, source = read_config_file(flags.config), flags.config
     else:
-        path = C.default_config_path(canonical)
+        path = default_config_path(canonical)
         if path:
-            raw, source = C.read_config_file(path), path
+            raw, source = read_config_file(path), path
         else:
-            raw = C.recipe_sections()
-            source = f"the recommended recipe (configs/{C.RECIPE}.json)"
+            raw = recipe_sections()
+            source = f"the recommended recipe (configs/{RECIPE}.json)"
             say(
                 f"No configs/{canonical}.json: using the toolkit's recommended recipe (the features, "
-                f"model and training of configs/{C.RECIPE}.json: SpeechModel's head on frozen "
+                f"model and training of configs/{RECIPE}.json: SpeechModel's head on frozen "
                 "Whisper-base embeddings); --config FILE, flags or --set change it."
             )
     try:
-        config = C.resolve(raw, deep=False)
-    except C.ConfigError as exc:
-        raise C.ConfigError(f"{source}: {exc}") from None
+        config = resolve(raw, deep=False)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     cli = {}
 
     def put(key, value, how):
-        C.set_key(config, key, value)
+        set_key(config, key, value)
         cli[key] = how
 
     if flags.config is None or _given(flags, "dataset"):
@@ -199,10 +208,10 @@ def _setup_from_flags(flags, *, say=None):
             [v.strip() for v in value.split(",") if v.strip()], "--val_speakers")
     if _given(flags, "model"):
         cli["model.name"] = "--model"
-        if flags.model != config["model"].get("name") or flags.model in C.CLASSICAL_MODELS:
+        if flags.model != config["model"].get("name") or flags.model in CLASSICAL_MODELS:
             # Another model: the file's model arguments were for that one.
             model = {"name": flags.model}
-            if flags.model not in C.CLASSICAL_MODELS:
+            if flags.model not in CLASSICAL_MODELS:
                 model["weights"] = config["model"].get("weights")
             config["model"] = model
     if _given(flags, "backbone"):
@@ -213,16 +222,16 @@ def _setup_from_flags(flags, *, say=None):
     if "model.name" in cli or "model.backbone" in cli:
         _drop_other_model_keys(config, cli, source, say)
     if _given(flags, "augment"):
-        put("training.augment", C.parse_augment(flags.augment, config["training"]["augment"]), "--augment")
+        put("training.augment", parse_augment(flags.augment, config["training"]["augment"]), "--augment")
     for text in flags.set:
-        key, value = C.parse_override(text)
+        key, value = parse_override(text)
         put(key, value, f"--set {key}")
     if cli.get("dataset.name") and "dataset.corpora" not in cli and config["dataset"].get("corpora"):
         config["dataset"]["corpora"] = None
     try:
-        config = C.resolve(config, deep=False)
-    except C.ConfigError as exc:
-        raise C.ConfigError(_name_flag(str(exc), cli)) from None
+        config = resolve(config, deep=False)
+    except ConfigError as exc:
+        raise ConfigError(_name_flag(str(exc), cli)) from None
     setup = _Setup(config, source, cli)
     _drop_unused(setup, say)
     return setup
@@ -243,40 +252,43 @@ def _drop_unused(setup, say):
     (or the file contradicts itself), left at their defaults when they come
     from the file and a flag made them unused (``--model svm`` over a
     config written for SpeechModel)."""
-    from speechmodel.training import config as C
+    from speechmodel.training.config import resolve
+    from speechmodel.training.defaults import DEFAULTS, ConfigError, get_key
+    from speechmodel.training.overrides import set_key
+    from speechmodel.training.schema import inapplicable, unused_message
 
     config, reset = setup.config, []
     for _ in range(5):
-        unused = C.inapplicable(config)
+        unused = inapplicable(config)
         if not unused:
             break
         for key, why, deciders in unused:
             if key in setup.cli_keys:
                 how = setup.cli_keys[key]
                 shown = f"{key} ({how})" if not how.startswith("--set") else key
-                raise C.ConfigError(C.unused_message(config, key, why).replace(key, shown, 1))
+                raise ConfigError(unused_message(config, key, why).replace(key, shown, 1))
             changed = [setup.cli_keys[d] for d in deciders if d in setup.cli_keys]
             if not changed:
-                raise C.ConfigError(f"{_shown(setup.source)}: {C.unused_message(config, key, why)}")
-            reset.append(f"{key}={C.get_key(config, key)!r}")
-            if key.startswith("model.") and key[len("model."):] not in C.DEFAULTS["model"]:
+                raise ConfigError(f"{_shown(setup.source)}: {unused_message(config, key, why)}")
+            reset.append(f"{key}={get_key(config, key)!r}")
+            if key.startswith("model.") and key[len("model."):] not in DEFAULTS["model"]:
                 config["model"].pop(key[len("model."):])
             else:
-                C.set_key(config, key, C.get_key(C.DEFAULTS, key))
+                set_key(config, key, get_key(DEFAULTS, key))
     else:  # pragma: no cover - the rules settle in a step or two
-        raise C.ConfigError("The config's settings contradict each other: " + "; ".join(reset))
+        raise ConfigError("The config's settings contradict each other: " + "; ".join(reset))
     if reset:
         say(f"Left at their defaults (or out), as the flags given make them unused: {', '.join(reset)} "
             f"(from {_shown(setup.source)}).")
-    setup.config = C.resolve(config, deep=False, strict=True)
+    setup.config = resolve(config, deep=False, strict=True)
 
 
 def _drop_other_model_keys(config, cli, source, say):
     """``--model``/``--backbone`` chose another kind of model: the file's
     model keys that this one does not take are left out (said once)."""
-    from speechmodel.training import config as C
+    from speechmodel.training.schema import model_keys
 
-    accepted = C.model_keys(config["model"])
+    accepted = model_keys(config["model"])
     dropped = [k for k in config["model"] if k not in accepted and f"model.{k}" not in cli]
     for key in dropped:
         config["model"].pop(key)
@@ -300,7 +312,7 @@ def _front_end_recipe(config, cli, *, mode_given, say):
     """``--backbone whisper_base`` over a config written for a CNN: the
     front end's recipe (frozen encoder, cached embeddings, no log-mel
     augmentation) unless ``--mode`` says otherwise."""
-    from speechmodel.training.config import FRONT_ENDS
+    from speechmodel.training.schema import FRONT_ENDS
 
     model, training = config["model"], config["training"]
     if model["backbone"] not in FRONT_ENDS and not mode_given and training["mode"] == "frozen":
@@ -349,14 +361,15 @@ def preflight(config, *, quiet_loading=True):
     """
     from absl import logging
 
-    from speechmodel.training import config as C
-    from speechmodel.training.runner import load_manifests, make_protocol_folds
+    from speechmodel.training.config import default_output_dir
+    from speechmodel.training.folds import load_manifests, make_protocol_folds
+    from speechmodel.training.paths import check_paths
 
-    run_dir = config["output_dir"] or C.default_output_dir(config)
-    C.check_paths(config, output_dir=run_dir)
+    run_dir = config["output_dir"] or default_output_dir(config)
+    check_paths(config, output_dir=run_dir)
     if config["training"]["init_from"]:
         # The saved model (read, not built) must suit the run.
-        from speechmodel.training.runner import adopt_init_from
+        from speechmodel.training.deep_fold import adopt_init_from
 
         adopt_init_from(copy.deepcopy(config))
     # The run says what the corpus holds; here only failures are said
@@ -390,7 +403,7 @@ def _discard_new_run_dir(run_dir, existed):
 def main(argv):
     from speechmodel.cli import prog
     from speechmodel.errors import Error
-    from speechmodel.training.config import ConfigError
+    from speechmodel.training.defaults import ConfigError
 
     name = prog("train.py")
     if len(argv) > 1:
@@ -409,7 +422,8 @@ def main(argv):
     if FLAGS.dry_run:
         print(f"{name}: all checks passed; the run would write {run_dir}")
         return 0
-    from speechmodel.training.runner import RunError, run_experiment
+    from speechmodel.training.folds import RunError
+    from speechmodel.training.runner import run_experiment
 
     existed = os.path.exists(run_dir)
     config["output_dir"] = config["output_dir"] or run_dir

@@ -20,7 +20,7 @@ import sys
 from speechmodel.classical.ensemble import ProbabilityRun, ensemble_probabilities
 from speechmodel.metrics import compute_metrics
 from speechmodel.training import artifacts
-from speechmodel.training.runner import _summarise
+from speechmodel.training.summary import summarise
 from speechmodel.errors import Error
 
 
@@ -97,11 +97,11 @@ def ensemble_runs(run_dirs, *, weights=None, output_dir):
     artifacts.write_json(os.path.join(output_dir, "config.json"), config)
     with open(os.path.join(run_dirs[0], "folds.json"), "rb") as f:
         artifacts.atomic_write_bytes(os.path.join(output_dir, "folds.json"), f.read())
-    return _summarise(config, fold_objects, fold_results, classes, output_dir, 0.0)
+    return summarise(config, fold_objects, fold_results, classes, output_dir, 0.0)
 
 
 class _FoldView:
-    """What ``_summarise`` reads of a fold."""
+    """What ``summarise`` reads of a fold."""
 
     def __init__(self, name, speaker_independent):
         self.name = name

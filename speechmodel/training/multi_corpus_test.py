@@ -9,14 +9,16 @@ import sys
 import pytest
 
 from speechmodel.training import config as C
-from speechmodel.training.runner import RunError, load_manifests, make_protocol_folds
+from speechmodel.training.corpora import corpus_specs
+from speechmodel.training.defaults import ConfigError
+from speechmodel.training.folds import RunError, load_manifests, make_protocol_folds
 from tests.paths import RAVDESS, REPO, nemo_dir
 
 SHARED = ["neutral", "happy", "sad", "angry", "fearful", "surprised"]
 
 
 def _specs(dataset):
-    return C.corpus_specs(C.resolve({"dataset": dataset})["dataset"])
+    return corpus_specs(C.resolve({"dataset": dataset})["dataset"])
 
 
 def test_one_corpus_is_unchanged():
@@ -36,7 +38,7 @@ def test_comma_list_and_corpora_list_describe_the_same_corpora():
     listed = {"corpora": [{"name": "ravdess", "data_dir": "/r"}, {"name": "nemo", "data_dir": "/n"}]}
     resolved = C.resolve({"dataset": listed})
     assert resolved["dataset"]["name"] == "ravdess,nemo"  # filled in: names the run
-    assert C.corpus_specs(resolved["dataset"]) == expected
+    assert corpus_specs(resolved["dataset"]) == expected
     # A top-level data_dir (--data_dir A,B over a config file) overrides the entries'.
     moved = dict(listed, data_dir="/x,/y")
     assert [s["data_dir"] for s in _specs(moved)] == ["/x", "/y"]
@@ -60,7 +62,7 @@ def test_comma_list_and_corpora_list_describe_the_same_corpora():
     ],
 )
 def test_inconsistent_descriptions_are_refused(dataset, message):
-    with pytest.raises(C.ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         C.resolve({"dataset": dataset})
 
 
@@ -119,7 +121,7 @@ def test_runner_refusals():
     with pytest.raises(RunError, match="needs several corpora"):
         load_manifests(_config("loco", name="nemo", data_dir=str(nemo_dir())))
     # An unknown corpus is refused with the config, before any loading.
-    with pytest.raises(C.ConfigError, match="name='polish'"):
+    with pytest.raises(ConfigError, match="name='polish'"):
         _config("loco", name="ravdess,polish", data_dir=f"{RAVDESS},{nemo_dir()}")
     with pytest.raises(RunError, match="No data directory for corpus 'ravdess'"):
         load_manifests(_config("loco", name="ravdess,nemo"))
@@ -147,7 +149,7 @@ def test_train_flags_for_several_corpora():
     assert done.returncode == 0, done.stderr
     config = json.loads(done.stdout)
     assert config["dataset"]["name"] == "ravdess,nemo"
-    assert C.corpus_specs(config["dataset"]) == [
+    assert corpus_specs(config["dataset"]) == [
         {"name": "ravdess", "data_dir": "/r", "options": {}},
         {"name": "nemo", "data_dir": "/n", "options": {}},
     ]

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from speechmodel.training.config import ConfigError
+from speechmodel.training.defaults import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 

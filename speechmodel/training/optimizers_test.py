@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from speechmodel.training.config import ConfigError
+from speechmodel.training.defaults import ConfigError
 from speechmodel.training.optimizers import make_loss, make_optimizer
 
 

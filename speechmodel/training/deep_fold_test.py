@@ -3,8 +3,9 @@ import pytest
 
 import keras
 
-from speechmodel.training import runner
+from speechmodel.training import deep_fold
 from speechmodel.training.config import resolve
+from speechmodel.training.folds import RunError
 
 
 def _saved():
@@ -17,7 +18,7 @@ def test_init_from_keeps_every_weight_and_the_output_weights_of_known_classes():
     saved = _saved()
     said = []
     classes = ["angry", "neutral", "boredom"]
-    model = runner._initial_model("fast", classes, said.append)
+    model = deep_fold._initial_model("fast", classes, said.append)
     assert model.output_shape[-1] == 3 and model is not saved.classifier
     [line] = said
     assert line.startswith("Fine-tuning ") and line.endswith(
@@ -35,22 +36,22 @@ def test_init_from_keeps_every_weight_and_the_output_weights_of_known_classes():
     assert not np.array_equal(new_kernel[:, 2], kernel[:, 0])
     # The same classes in the same order: the saved classifier as it is.
     said.clear()
-    same = runner._initial_model("fast", list(saved.class_names), said.append)
+    same = deep_fold._initial_model("fast", list(saved.class_names), said.append)
     assert same.output_shape[-1] == 8 and "its 8 classes" in said[0]
 
 
 def test_init_from_takes_the_saved_feature_settings_and_names_the_model(tmp_path):
     config = resolve({"features": {"n_mels": 40}, "model": {"name": "speechmodel", "lstm_units": 4}})
     config["training"]["init_from"] = "fast"
-    runner.adopt_init_from(config)
+    deep_fold.adopt_init_from(config)
     assert config["features"]["n_mels"] == 64
     assert config["model"] == {"name": "speechmodel", "backbone": "cnn4"}
     for bad in (str(tmp_path / "missing.keras"), str(tmp_path)):
         config["training"]["init_from"] = bad
-        with pytest.raises(runner.RunError, match="init_from"):
-            runner.adopt_init_from(config)
+        with pytest.raises(RunError, match="init_from"):
+            deep_fold.adopt_init_from(config)
     not_a_model = tmp_path / "x.keras"
     not_a_model.write_bytes(b"not a zip")
     config["training"]["init_from"] = str(not_a_model)
-    with pytest.raises(runner.RunError, match="not a model saved by this toolkit"):
-        runner.adopt_init_from(config)
+    with pytest.raises(RunError, match="not a model saved by this toolkit"):
+        deep_fold.adopt_init_from(config)

@@ -1,0 +1,75 @@
+"""The run's log: the ``speechmodel.run`` logger, written to the run's
+``train.log`` (:func:`log_file`) and stdout (:func:`say`), TensorFlow's
+noise kept out of both (:func:`quiet_tensorflow`), the reporter of a fold
+run on its own (:func:`quiet_reporter`), and :func:`count` (``3 epochs``)
+for the run's lines."""
+
+import contextlib
+import logging as std_logging
+import os
+
+# TensorFlow's C++ log lines (an OUT_OF_RANGE "Local rendezvous is aborting"
+# at the end of every epoch, type-inference and oneDNN notes) say nothing a
+# person training a model can act on. Set before TensorFlow is imported (the
+# runner imports it lazily); TF_CPP_MIN_LOG_LEVEL set by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# The run's own lines: to the run's train.log (and stdout), not to absl's
+# stderr handler on the root logger. Library warnings reach train.log
+# through the root logger.
+_LOG = std_logging.getLogger("speechmodel.run")
+_LOG.propagate = False
+_LOG.setLevel(std_logging.INFO)
+
+
+@contextlib.contextmanager
+def quiet_tensorflow():
+    """TensorFlow's Python warnings (tf.function retracing notes) kept out
+    of the run's output and log for the run; its errors still show."""
+    logger = std_logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, std_logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class _QuietFileHandler(std_logging.FileHandler):
+    """A log file whose write errors (a full disk) print no traceback: the
+    run reports the full disk itself, in one line."""
+
+    def handleError(self, record):
+        pass
+
+
+@contextlib.contextmanager
+def log_file(path):
+    handler = _QuietFileHandler(path, encoding="utf-8")
+    handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = std_logging.getLogger()
+    root.addHandler(handler)
+    _LOG.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        _LOG.removeHandler(handler)
+        handler.close()
+
+
+def say(message, to_stdout):
+    _LOG.info(message)
+    if to_stdout:
+        print(message, flush=True)
+
+
+def quiet_reporter():
+    from speechmodel.progress import Reporter
+
+    return Reporter(lambda message: _LOG.info(message))
+
+
+def count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,126 @@
+"""What a run reports: the line of each finished fold (:func:`fold_line`)
+and the run's results (:func:`summarise`): ``metrics.json`` (pooled over
+every test utterance, per fold, the final model), ``predictions.csv``,
+``confusion.png`` and the deployable model, committed together."""
+
+import os
+
+import numpy as np
+
+from speechmodel.metrics import compute_metrics
+from speechmodel.training import artifacts
+
+
+def fold_line(number, total, fold, result, results, state):
+    if result.get("test") is None:
+        return f"[fold {number}/{total} {fold.name}] trained on every speaker ({state})"
+    uars = [r["test"]["uar"] for r in results if r.get("test")]
+    was = [r["test"]["wa"] for r in results if r.get("test")]
+    return (
+        f"[fold {number}/{total} {fold.name}] test speakers {','.join(fold.test_speakers)}: "
+        f"UAR {100 * result['test']['uar']:.2f} %  WA {100 * result['test']['wa']:.2f} %  "
+        f"| running mean UAR {100 * np.mean(uars):.2f} %  WA {100 * np.mean(was):.2f} % ({state})"
+    )
+
+
+def summarise(config, folds, results, class_names, run_dir, seconds, *, final=None):
+    artifacts.discard_staged(run_dir)  # Of an interrupted attempt.
+    rows = [row for r in results for row in r.get("predictions", [])]
+    per_fold = [
+        {
+            "fold": r["fold"],
+            "train_speakers": r["train_speakers"],
+            "val_speakers": r["val_speakers"],
+            "test_speakers": r["test_speakers"],
+            "counts": r["counts"],
+            "uar": r["test"]["uar"] if r.get("test") else None,
+            "wa": r["test"]["wa"] if r.get("test") else None,
+            "val_uar": r.get("val", {}).get("uar"),
+            "best_epoch": r.get("best_epoch"),
+            "seconds": r["seconds"],
+        }
+        for r in results
+    ]
+    metrics = {
+        "dataset": config["dataset"]["name"],
+        "model": config["model"]["name"],
+        "protocol": config["protocol"],
+        "speaker_independent": all(f.speaker_independent for f in folds),
+        "class_names": class_names,
+        "uar": None,
+        "wa": None,
+        "folds": per_fold,
+        "seconds": seconds,
+        "definitions": {
+            "uar": "unweighted average recall: mean over classes of per-class recall, "
+            "pooled over every test utterance of every fold",
+            "wa": "weighted accuracy: correct / total test utterances, pooled",
+            "fold_uar_mean": "mean of the per-fold UARs (std is the population std)",
+        },
+    }
+    if rows:
+        index = {c: i for i, c in enumerate(class_names)}
+        y_true = [index[r["true"]] for r in rows]
+        y_pred = [index[r["predicted"]] for r in rows]
+        pooled = compute_metrics(y_true, y_pred, class_names=class_names)
+        if all("predicted_per_clip" in r for r in rows):
+            single = compute_metrics(
+                y_true, [index[r["predicted_per_clip"]] for r in rows], class_names=class_names
+            )
+            metrics["speaker_normalization"] = {
+                "uar": pooled["uar"], "wa": pooled["wa"],
+                "per_clip_uar": single["uar"], "per_clip_wa": single["wa"],
+                "definition": "uar/wa: each test speaker's embeddings standardised with that "
+                "speaker's own statistics, over their (unlabelled) test recordings: a "
+                "speaker-adapted, transductive figure. per_clip_uar/per_clip_wa: the same model "
+                "on single recordings (an average training speaker's statistics), as "
+                "infer.py runs it without --same_speaker.",
+            }
+        fold_uars = [f["uar"] for f in per_fold if f["uar"] is not None]
+        fold_was = [f["wa"] for f in per_fold if f["wa"] is not None]
+        metrics.update(
+            uar=pooled["uar"],
+            wa=pooled["wa"],
+            per_class_recall=pooled["per_class_recall"],
+            confusion=pooled["confusion"],
+            support=pooled["support"],
+            n=pooled["n"],
+            fold_uar_mean=float(np.mean(fold_uars)),
+            fold_uar_std=float(np.std(fold_uars)),
+            fold_wa_mean=float(np.mean(fold_was)),
+            fold_wa_std=float(np.std(fold_was)),
+        )
+        artifacts.write_predictions(artifacts.staged(run_dir, "predictions.csv"), rows, class_names)
+        artifacts.plot_confusion(
+            artifacts.staged(run_dir, "confusion.png"), pooled["confusion"], class_names,
+            title=f"{config['dataset']['name']} {config['model']['name']}: "
+            f"UAR {100 * pooled['uar']:.1f} %, WA {100 * pooled['wa']:.1f} %",
+        )
+    # The deployable model: the fold's of a one-fold protocol ("all",
+    # "holdout"), else the final model (trained on every speaker).
+    source_dir = None
+    if len(folds) == 1:
+        source_dir = os.path.join(run_dir, "folds", folds[0].name)
+    elif final is not None:
+        source_dir = os.path.join(run_dir, "final")
+        metrics["final_model"] = {
+            "path": None,
+            "train_speakers": final["train_speakers"],
+            "val_speakers": final["val_speakers"],
+            "counts": final["counts"],
+            "val_uar": final.get("val", {}).get("uar"),
+            "best_epoch": final.get("best_epoch"),
+            "seconds": final["seconds"],
+        }
+    if source_dir is not None:
+        for name in ("model.keras", "model.skz"):
+            source = os.path.join(source_dir, name)
+            if os.path.exists(source):
+                if final is not None:
+                    metrics["final_model"]["path"] = name
+                with open(source, "rb") as f:
+                    artifacts.atomic_write_bytes(artifacts.staged(run_dir, name), f.read())
+    artifacts.write_json(artifacts.staged(run_dir, "metrics.json"), metrics)
+    # metrics.json, predictions.csv, confusion.png (and the model) together.
+    artifacts.commit_results(run_dir)
+    return metrics
