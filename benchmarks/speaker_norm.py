@@ -1,22 +1,32 @@
-"""Speaker normalisation: how many recordings of a speaker it needs.
+"""Speaker normalisation: how many recordings of a speaker it needs, and
+how much to lean on the average speaker when there are few.
 
-    python benchmarks/speaker_norm.py runs/pretrained/ravdess_speakernorm [--counts 1,2,5,10,20] [--repeats 5]
+    python benchmarks/speaker_norm.py runs/pretrained/ravdess_speakernorm \\
+        [--counts 1,2,5,10,20] [--repeats 5] [--priors 0,10,30,100]
 
 For a finished cross-validated run of a speaker-normalised model
 (``model.speaker_normalization``; ``benchmarks/pretrained.py --runs
-ravdess_speakernorm``), each fold's saved model classifies its test
-speakers' recordings again, from the cached embeddings, with each test
-speaker's statistics taken from only K of their recordings (drawn at
+ravdess_speakernorm``), each fold's saved model classifies its validation
+and its test speakers' recordings again, from the cached embeddings, with
+each speaker's statistics taken from only K of their recordings (drawn at
 random, ``--repeats`` draws; every recording of the speaker is then
 classified, the K included), as ``infer.py --same_speaker`` would with K
 files. K = 0 is the model on single recordings (an average training
 speaker's statistics), "all" every recording of the speaker (the run's own
-figure). Pooled UAR and WA over the folds; the median over the draws.
+figure with a prior of 0).
+
+The statistics lean on the average speaker's (the layer's) by a prior of P
+segments (``speechmodel.layers.speaker_normalization.speaker_statistics``):
+P = 0 is the speaker's own statistics. P is chosen on the VALIDATION
+speakers only (the best mean UAR over the K of ``--counts``); the test
+figures are reported for P = 0 and for that P. Pooled UAR and WA over the
+folds; the median over the draws.
 
 Writes ``benchmarks/results/speaker_norm_<run name>.md`` and ``.json``.
 """
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -34,7 +44,8 @@ def main(argv=None):
     parser.add_argument("run", help="a finished run directory of a speaker-normalised model")
     parser.add_argument("--counts", default="1,2,5,10,20", help="recordings per speaker (K)")
     parser.add_argument("--repeats", type=int, default=5, help="random draws of the K recordings")
-    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--priors", default="0,10,30,100", help="prior weights P (segments) to choose from")
+    parser.add_argument("--batch_size", type=int, default=64)
     args = parser.parse_args(argv)
 
     from speechmodel import inference
@@ -55,82 +66,108 @@ def main(argv=None):
     index = {c: i for i, c in enumerate(class_names)}
     features = FeatureConfig.from_dict(config["features"])
     cache = EmbeddingCache(default_cache_dir(config["training"].get("embedding_cache")))
+    folds = artifacts.read_json(os.path.join(run, "folds.json"))["folds"]
+    with open(os.path.join(run, "manifest.csv"), newline="") as f:
+        manifest = list(csv.DictReader(f))
     counts = [int(k) for k in args.counts.split(",")]
-    settings = [0, *counts, "all"]
-    # setting -> draw -> (truth, predicted) pooled over folds
-    pooled = {s: [([], []) for _ in range(1 if s in (0, "all") else args.repeats)] for s in settings}
-    for fold in metrics["folds"]:
-        fold_dir = os.path.join(run, "folds", fold["fold"])
-        rows = artifacts.read_json(os.path.join(fold_dir, "result.json"))["predictions"]
-        loaded = inference.load_model(os.path.join(fold_dir, "model.keras"))
-        model = loaded.classifier
+    priors = [float(p) for p in args.priors.split(",")]
+    settings = [(0, 0.0)] + [(k, p) for k in [*counts, "all"] for p in priors]
+    # (split, K, P) -> draw -> (truth, predicted), pooled over folds
+    pooled = {
+        (split, k, p): [([], []) for _ in range(1 if k in (0, "all") else args.repeats)]
+        for split in ("val", "test") for k, p in settings
+    }
+    for fold in folds:
+        fold_dir = os.path.join(run, "folds", fold["name"])
+        model = inference.load_model(os.path.join(fold_dir, "model.keras")).classifier
         layer = model.speaker_normalization
         population = layer.statistics()
-        paths = [r["file"] for r in rows]
-        table, _, _ = cached_embeddings(
-            cache, model.embedder, paths, features=features, batch_size=args.batch_size,
-            failures=FailureLog(),
-        )
-        by_speaker = {}
-        for r in rows:
-            by_speaker.setdefault(r["speaker"], []).append(r)
-        for setting in settings:
-            for draw, (truth, predicted) in enumerate(pooled[setting]):
-                rng = np.random.default_rng(1000 * draw + 17)
-                normalized, order = {}, []
-                for speaker, own in sorted(by_speaker.items()):
-                    files = [r["file"] for r in own]
-                    if setting == 0:
-                        mean, variance = population
-                    else:
-                        chosen = files if setting == "all" else list(
-                            rng.choice(files, size=min(setting, len(files)), replace=False)
-                        )
-                        mean, variance = speaker_statistics([table[f] for f in chosen])
-                    for r in own:
-                        normalized[r["file"]] = standardize(
-                            table[r["file"]], mean, variance, epsilon=layer.epsilon
-                        )
-                        order.append(r)
-                probabilities, kept = head_predictions(
-                    model.sequence_head, normalized, [r["file"] for r in order], args.batch_size
-                )
-                truth.extend(index[order[k]["true"]] for k in kept)
-                predicted.extend(probabilities.argmax(-1).tolist())
-        print(f"{fold['fold']}: done", flush=True)
-    results = []
-    for setting in settings:
-        figures = [compute_metrics(t, p, class_names=class_names) for t, p in pooled[setting]]
-        results.append({
-            "recordings_per_speaker": setting,
-            "draws": len(figures),
-            "uar_median": float(np.median([f["uar"] for f in figures])),
-            "wa_median": float(np.median([f["wa"] for f in figures])),
-            "uar_min": float(min(f["uar"] for f in figures)),
-            "uar_max": float(max(f["uar"] for f in figures)),
-        })
+        for split in ("val", "test"):
+            speakers = set(fold[f"{split}_speakers"])
+            rows = [r for r in manifest if r["speaker"] in speakers]
+            table, _, _ = cached_embeddings(
+                cache, model.embedder, [r["path"] for r in rows], features=features,
+                batch_size=16, failures=FailureLog(),
+            )
+            by_speaker = {}
+            for r in rows:
+                if r["path"] in table:
+                    by_speaker.setdefault(r["speaker"], []).append(r)
+            for k, p in settings:
+                for draw, (truth, predicted) in enumerate(pooled[(split, k, p)]):
+                    rng = np.random.default_rng(1000 * draw + 17)
+                    normalized, order = {}, []
+                    for speaker, own in sorted(by_speaker.items()):
+                        files = [r["path"] for r in own]
+                        if k == 0:
+                            mean, variance = population
+                        else:
+                            chosen = files if k == "all" else list(
+                                rng.choice(files, size=min(k, len(files)), replace=False)
+                            )
+                            mean, variance = speaker_statistics(
+                                [table[f] for f in chosen], prior=population, prior_segments=p
+                            )
+                        for r in own:
+                            normalized[r["path"]] = standardize(
+                                table[r["path"]], mean, variance, epsilon=layer.epsilon
+                            )
+                            order.append(r)
+                    probabilities, kept = head_predictions(
+                        model.sequence_head, normalized, [r["path"] for r in order], args.batch_size
+                    )
+                    truth.extend(index[order[i]["emotion"]] for i in kept)
+                    predicted.extend(probabilities.argmax(-1).tolist())
+        print(f"{fold['name']}: done", flush=True)
+
+    def figures(split, k, p):
+        found = [compute_metrics(t, q, class_names=class_names) for t, q in pooled[(split, k, p)]]
+        return {
+            "uar_median": float(np.median([f["uar"] for f in found])),
+            "wa_median": float(np.median([f["wa"] for f in found])),
+            "uar_min": float(min(f["uar"] for f in found)),
+            "uar_max": float(max(f["uar"] for f in found)),
+            "draws": len(found),
+        }
+
+    table = {(s, k, p): figures(s, k, p) for s in ("val", "test") for k, p in settings}
+    chosen = max(priors, key=lambda p: (np.mean([table[("val", k, p)]["uar_median"] for k in counts]), -p))
+    results = [
+        {"recordings_per_speaker": k, "prior_segments": p, "split": s, **table[(s, k, p)]}
+        for s in ("val", "test") for k, p in settings
+    ]
     name = os.path.basename(run.rstrip(os.sep))
     lines = [
         f"Speaker normalisation with K recordings per test speaker: `{os.path.relpath(run, REPO)}` "
-        f"({metrics['dataset']}, {len(metrics['folds'])} folds; pooled; median of the draws)",
+        f"({metrics['dataset']}, {len(folds)} folds; pooled; median of the draws). Prior P chosen on the "
+        f"validation speakers among {', '.join(f'{p:g}' for p in priors)} segments: **P = {chosen:g}**.",
         "",
-        "| K recordings per speaker | UAR % | WA % | UAR range over draws | draws |",
-        "| --- | --- | --- | --- | --- |",
+        f"| K recordings per speaker | test UAR % (P = 0) | test WA % (P = 0) | test UAR % (P = {chosen:g}) "
+        f"| test WA % (P = {chosen:g}) | UAR range over draws (P = {chosen:g}) | validation UAR % (P = 0 / "
+        f"{chosen:g}) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in results:
-        k = r["recordings_per_speaker"]
+    for k in [0, *counts, "all"]:
         label = "0 (single recordings: average speaker)" if k == 0 else (
             "all of the speaker's" if k == "all" else str(k))
+        own = table[("test", k, 0.0 if k != 0 else 0.0)]
+        lean = table[("test", k, chosen if k != 0 else 0.0)]
+        val_own = table[("val", k, 0.0)]
+        val_lean = table[("val", k, chosen if k != 0 else 0.0)]
         lines.append(
-            f"| {label} | {100 * r['uar_median']:.2f} | {100 * r['wa_median']:.2f} | "
-            f"{100 * r['uar_min']:.2f}-{100 * r['uar_max']:.2f} | {r['draws']} |"
+            f"| {label} | {100 * own['uar_median']:.2f} | {100 * own['wa_median']:.2f} | "
+            f"{100 * lean['uar_median']:.2f} | {100 * lean['wa_median']:.2f} | "
+            f"{100 * lean['uar_min']:.2f}-{100 * lean['uar_max']:.2f} | "
+            f"{100 * val_own['uar_median']:.2f} / {100 * val_lean['uar_median']:.2f} |"
         )
     text = "\n".join(lines) + "\n"
     print(text, end="")
     out = REPO / "benchmarks" / "results" / f"speaker_norm_{name}"
     artifacts.atomic_write_text(str(out) + ".md", text)
     artifacts.atomic_write_text(str(out) + ".json", json.dumps(
-        {"run": os.path.relpath(run, REPO), "results": results}, indent=2) + "\n")
+        {"run": os.path.relpath(run, REPO), "chosen_prior_segments": chosen, "priors": priors,
+         "command": "python benchmarks/speaker_norm.py " + " ".join(argv or sys.argv[1:]),
+         "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

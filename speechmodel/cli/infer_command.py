@@ -33,10 +33,11 @@ EXIT_USAGE = 2
 EXIT_ERROR = 3
 
 
-# --same_speaker with fewer recordings than this gets a warning: on the
-# RAVDESS folds the statistics of 1 or 2 recordings did worse than none
-# (58 % and 68 % UAR against 72 % per clip), of 5 better (76 %), of 20 or
-# more about the best (80 %) (benchmarks/speaker_norm.py).
+# --same_speaker with fewer recordings than this gets a note: their
+# statistics lean mostly on the average speaker's (Predictor's
+# speaker_prior), so on the RAVDESS folds 1 or 2 recordings gave 73 % and
+# 74 % UAR against 72 % per clip, 5 gave 77 %, 20 or more about the best
+# (80 %) (benchmarks/speaker_norm.py).
 FEW_RECORDINGS = 5
 
 _AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
@@ -307,8 +308,8 @@ def run(
         n = predictor.speaker_files or 0
         note = f"{prog}: --same_speaker: adapted to the speaker with the statistics of {n} recording{'' if n == 1 else 's'}"
         if n < FEW_RECORDINGS:
-            note += (f"; with fewer than {FEW_RECORDINGS} recordings it is usually less accurate "
-                     "than without --same_speaker (see the model card)")
+            note += (f"; with fewer than {FEW_RECORDINGS} recordings they lean mostly on the "
+                     "average speaker's, so it changes little (more recordings adapt more: see the model card)")
         print(note, file=stderr)
     for file, taken, used in getattr(predictor, "plot_renamed", []):
         print(f"{prog}: {taken} exists and was not written by this run: the plot of {file} is {used}", file=stderr)

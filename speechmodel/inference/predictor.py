@@ -39,6 +39,11 @@ from speechmodel.inference.results import Failure, Prediction, Report, Segment, 
 from speechmodel.inference.writing import write_bytes
 from speechmodel.signal import PooledSpectrogram, VoicingDetector, stream_windows
 
+# How much same-speaker statistics lean on the model's average speaker, in
+# segments: chosen on the validation speakers of the RAVDESS folds
+# (``python benchmarks/speaker_norm.py runs/pretrained/ravdess_speakernorm``).
+SPEAKER_PRIOR_SEGMENTS = 30
+
 
 class _silenced_stderr:
     """Sends file descriptor 2 to /dev/null for the duration (C libraries'
@@ -90,6 +95,12 @@ class Predictor:
             embeddings with the statistics of all of them (unlabelled)
             instead of an average training speaker's. The more recordings,
             the better the statistics (see the model card).
+        speaker_prior: with ``same_speaker``, how much the statistics lean
+            on the model's average speaker, in segments (0.32 s each; 0:
+            the recordings' own statistics). The default,
+            ``SPEAKER_PRIOR_SEGMENTS``, was chosen on the validation
+            speakers of the RAVDESS folds (``benchmarks/speaker_norm.py``):
+            a few recordings then help instead of hurting.
 
     Raises:
         ValueError: an option is out of range, or attention is asked of a
@@ -110,6 +121,7 @@ class Predictor:
         segment="windows",
         vad="auto",
         same_speaker=False,
+        speaker_prior=SPEAKER_PRIOR_SEGMENTS,
     ):
         if same_speaker and getattr(model, "speaker_normalization", None) is None:
             raise ValueError(
@@ -119,6 +131,12 @@ class Predictor:
                 "Received: same_speaker=True"
             )
         self.same_speaker = bool(same_speaker)
+        if not (isinstance(speaker_prior, (int, float)) and 0 <= speaker_prior < float("inf")):
+            raise ValueError(
+                "`speaker_prior` must be a number of segments, 0 or more. "
+                f"Received: speaker_prior={speaker_prior!r}"
+            )
+        self.speaker_prior = float(speaker_prior)
         self.speaker_files = None  # Files the last predict's statistics came from.
         if segment not in ("windows", "vad"):
             raise ValueError(f"`segment` must be windows or vad. Received: segment={segment!r}")
@@ -187,7 +205,8 @@ class Predictor:
             }
         if self.same_speaker:
             settings["speaker_normalization"] = (
-                f"the statistics of the {self.speaker_files} readable inputs, as one speaker"
+                f"the statistics of the {self.speaker_files} readable inputs, as one speaker, "
+                f"leaning on the average speaker's by {self.speaker_prior:g} segments"
                 if self.speaker_files
                 else "none: no readable input to take a speaker's statistics from"
             )
@@ -295,7 +314,10 @@ class Predictor:
         ]
         statistics = None
         if any(len(s) for s in sequences):
-            statistics = speaker_statistics(sequences)
+            statistics = speaker_statistics(
+                sequences, prior=self.model.speaker_normalization.statistics(),
+                prior_segments=self.speaker_prior,
+            )
             self.speaker_files = len(sequences)
         order = sorted(embedded)
         outputs = self.model.predict_embeddings(

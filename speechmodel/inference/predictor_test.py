@@ -221,7 +221,9 @@ def test_same_speaker_normalises_with_the_inputs_statistics_and_never_changes_th
     (tmp_path / "broken.wav").write_bytes(b"RIFF....")
     report = P.Predictor(loaded, same_speaker=True).predict(files + [str(tmp_path / "broken.wav")])
     assert isinstance(report.results[-1], Failure)  # reported, left out of the statistics
-    assert report.settings["speaker_normalization"] == "the statistics of the 3 readable inputs, as one speaker"
+    assert report.settings["speaker_normalization"] == (
+        "the statistics of the 3 readable inputs, as one speaker, leaning on the average speaker's by 30 segments"
+    )
     # The same as setting the three files' statistics by hand.
     network = loaded.classifier.embeddings_model()
     sequences = []
@@ -229,12 +231,21 @@ def test_same_speaker_normalises_with_the_inputs_statistics_and_never_changes_th
         w = load_audio(f)
         out = network({"waveforms": w[None], "lengths": np.array([len(w)], "int32")})
         sequences.append(np.asarray(out["embeddings"])[0, : int(np.asarray(out["mask"]).sum())])
-    layer.set_statistics(*speaker_statistics(sequences))
+    layer.set_statistics(*speaker_statistics(sequences, prior=before, prior_segments=P.SPEAKER_PRIOR_SEGMENTS))
     expected = [reference(loaded.recognizer, load_audio(f)) for f in files]
+    # Without the prior: the files' own statistics, other figures.
+    layer.set_statistics(*speaker_statistics(sequences))
+    own = [reference(loaded.recognizer, load_audio(f)) for f in files]
     layer.set_statistics(*before)
     for p, e in zip(report.results, expected):
         np.testing.assert_allclose(p.probabilities, e, atol=ATOL)
-    # Afterwards the model is back to the average speaker.
+    unshrunk = P.Predictor(loaded, same_speaker=True, speaker_prior=0).predict(files)
+    for p, e in zip(unshrunk.results, own):
+        np.testing.assert_allclose(p.probabilities, e, atol=ATOL)
+    assert not np.allclose(own[0], expected[0], atol=1e-4)
+    with pytest.raises(ValueError, match="Received: speaker_prior=-1"):
+        P.Predictor(loaded, same_speaker=True, speaker_prior=-1)
+    # The model is unchanged.
     np.testing.assert_array_equal(layer.statistics()[0], before[0])
     plain = P.Predictor(loaded).predict(files[:1]).results[0]
     assert not np.allclose(plain.probabilities, report.results[0].probabilities, atol=1e-4)
@@ -287,7 +298,7 @@ def test_same_speaker_embeds_each_clip_once_and_keeps_attention_and_long_files(t
     # analysed window by window, as without same_speaker.
     monkeypatch.undo()
     long = P.Predictor(loaded, same_speaker=True, max_utterance=3.15, window=2.0, hop=1.0).predict(files)
-    assert long.settings["speaker_normalization"] == "the statistics of the 4 readable inputs, as one speaker"
+    assert long.settings["speaker_normalization"].startswith("the statistics of the 4 readable inputs")
     durations = [r.duration for r in long.results]
     assert any(d > 3.15 for d in durations) and any(d <= 3.15 for d in durations)
     for r in long.results:

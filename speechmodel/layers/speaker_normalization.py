@@ -5,13 +5,22 @@ import numpy as np
 from keras import ops
 
 
-def speaker_statistics(sequences):
+def speaker_statistics(sequences, *, prior=None, prior_segments=0):
     """The mean and variance of a speaker's segment embeddings.
 
     Args:
         sequences: a non-empty list of arrays ``(N_i, ..., D)``: the
             segment embeddings of each of one speaker's utterances (the
             valid segments only).
+        prior: optional ``(mean, variance)`` to lean on (an average
+            speaker's: ``population_statistics``, which a trained layer
+            holds), counted as ``prior_segments`` segments: with ``n``
+            segments of the speaker, the mean is ``(prior_segments * prior
+            mean + n * own mean) / (prior_segments + n)``, and the second
+            moment likewise. A few recordings then move the statistics a
+            little, many almost all the way to the speaker's own.
+        prior_segments: the prior's weight in segments (0: the speaker's
+            own statistics).
 
     Returns:
         ``(mean, variance)``, float64 arrays of shape ``(..., D)``: over
@@ -23,8 +32,20 @@ def speaker_statistics(sequences):
             "A speaker's statistics need at least one segment. "
             f"Received: {len(sequences)} utterances with no segment"
         )
+    if prior_segments < 0 or (prior_segments and prior is None):
+        raise ValueError(
+            "`prior_segments` must be 0, or positive with a `prior`. "
+            f"Received: prior_segments={prior_segments!r}, prior={'given' if prior is not None else None}"
+        )
     stacked = np.concatenate([s for s in sequences if len(s)])
-    return stacked.mean(axis=0), stacked.var(axis=0)
+    mean, variance = stacked.mean(axis=0), stacked.var(axis=0)
+    if not prior_segments:
+        return mean, variance
+    n, tau = len(stacked), float(prior_segments)
+    prior_mean, prior_variance = (np.asarray(v, np.float64) for v in prior)
+    shrunk = (tau * prior_mean + n * mean) / (tau + n)
+    second = (tau * (prior_variance + prior_mean**2) + n * (variance + mean**2)) / (tau + n)
+    return shrunk, np.maximum(second - shrunk**2, 0.0)
 
 
 def population_statistics(statistics):

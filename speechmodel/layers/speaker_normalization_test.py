@@ -18,6 +18,24 @@ def test_statistics_are_over_every_segment_of_every_utterance():
         speaker_statistics([np.zeros((0, 1, 2))])
 
 
+def test_a_prior_counts_as_that_many_segments_of_an_average_speaker():
+    own = np.array([[2.0], [4.0]])  # mean 3, variance 1, 2 segments
+    prior = (np.array([0.0]), np.array([4.0]))
+    # The prior weighs as 2 segments: the mean of {own} and {prior} pooled,
+    # i.e. as if two segments with mean 0 and variance 4 were added.
+    mean, variance = speaker_statistics([own], prior=prior, prior_segments=2)
+    pooled = np.array([[2.0], [4.0], [-2.0], [2.0]])  # 2 "prior" segments: mean 0, variance 4
+    np.testing.assert_allclose(mean, pooled.mean(0))
+    np.testing.assert_allclose(variance, pooled.var(0))
+    # Weightless, it is the speaker's own; overwhelming, the prior.
+    np.testing.assert_allclose(speaker_statistics([own], prior=prior, prior_segments=0)[0], [3.0])
+    heavy = speaker_statistics([own], prior=prior, prior_segments=1e9)
+    np.testing.assert_allclose(heavy[0], [0.0], atol=1e-6)
+    np.testing.assert_allclose(heavy[1], [4.0], atol=1e-6)
+    with pytest.raises(ValueError, match="Received: prior_segments=3, prior=None"):
+        speaker_statistics([own], prior_segments=3)
+
+
 def test_population_is_the_average_speaker_not_the_pooled_spread():
     # Two speakers with the same spread around very different means: the
     # population variance is theirs, not the (much larger) pooled one.
