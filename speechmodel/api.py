@@ -382,7 +382,7 @@ class Recognizer:
         import tensorflow as tf
 
         from speechmodel import features as F
-        from speechmodel.embedding import embedding_function, takes_waveforms
+        from speechmodel.embedding import takes_waveforms
 
         classifier = self.model.classifier
         encoder = getattr(classifier, "segment_encoder", None)
@@ -391,8 +391,6 @@ class Recognizer:
                 f"the classifier {type(classifier).__name__} has no segment encoder: embeddings "
                 "exist for SpeechModel (DCNN-BLSTMwA) and pretrained front-end models"
             )
-        if getattr(self, "_embed", None) is None:
-            self._embed = embedding_function(encoder, self.model.config)
         waves = tf.constant(waveform[None], tf.float32)
         lengths = tf.constant([len(waveform)], tf.int32)
         if takes_waveforms(encoder):
@@ -400,7 +398,7 @@ class Recognizer:
         else:
             segments, counts = F.batch_segment_features(waves, lengths, config=self.model.config)
             x = {"segments": segments, "mask": tf.sequence_mask(counts, maxlen=tf.shape(segments)[1])}
-        embeddings, counts = self._embed(x)
+        embeddings, counts = self.model.embedding()(x)
         return np.asarray(embeddings)[0, : int(np.asarray(counts)[0])].astype(np.float32)
 
     def embed(self, inputs, *, sample_rate=None, segments=False):

@@ -67,7 +67,7 @@ class KerasInferenceModel(InferenceModel):
         self.class_names = names
         self._tf = tf
         self._attention_net = None
-        self._embed = None  # embed_files's traced function, made when first needed.
+        self._embed = None  # See embedding().
         self._heads = {}  # predict_embeddings's, with and without attention.
         segment_spec = {
             "segments": tf.TensorSpec([None, None, *self.config.segment_shape], tf.float32),
@@ -132,23 +132,29 @@ class KerasInferenceModel(InferenceModel):
         with ``model.speaker_normalization``), or None."""
         return getattr(self.classifier, "speaker_normalization", None)
 
+    def embedding(self):
+        """The traced embedding function (``speechmodel.embedding``), made
+        when first needed."""
+        if self._embed is None:
+            from speechmodel.embedding import embedding_function
+
+            self._embed = embedding_function(self.classifier.segment_encoder, self.config)
+        return self._embed
+
     def embed_files(self, paths, *, batch_size, on_failure):
         """Yields ``(index, embeddings)``: the ``(N, L, D)`` segment
         embeddings of each file of ``paths`` that loads, before any speaker
         normalisation (``speechmodel.embedding.embed_files``);
         ``on_failure(index, reason)`` for the others. For a model on a
         pretrained front end (``takes_waveforms``)."""
-        from speechmodel.embedding import embed_files, embedding_function
+        from speechmodel.embedding import embed_files
         from speechmodel.pipeline import FailureLog
 
-        encoder = self.classifier.segment_encoder
-        if self._embed is None:
-            self._embed = embedding_function(encoder, self.config)
         failures = FailureLog()
         position = {p: i for i, p in enumerate(paths)}
         yield from embed_files(
-            encoder, paths, features=self.config, batch_size=batch_size, failures=failures,
-            embed=self._embed,
+            self.classifier.segment_encoder, paths, features=self.config, batch_size=batch_size,
+            failures=failures, embed=self.embedding(),
         )
         for path, reason in failures:
             on_failure(position[path], reason)
@@ -251,11 +257,7 @@ class KerasInferenceModel(InferenceModel):
         list of (n_b,) arrays or None). ``statistics``: one speaker's, for
         a speaker-normalised model (see ``predict_embeddings``)."""
         if statistics is not None:
-            from speechmodel.embedding import embedding_function
-
-            if self._embed is None:
-                self._embed = embedding_function(self.classifier.segment_encoder, self.config)
-            embeddings, counts = self._embed({
+            embeddings, counts = self.embedding()({
                 "waveforms": self._tf.constant(waveforms, self._tf.float32),
                 "lengths": self._tf.constant(lengths, self._tf.int32),
             })

@@ -225,12 +225,11 @@ def test_same_speaker_normalises_with_the_inputs_statistics_and_never_changes_th
         "the statistics of the 3 readable inputs, as one speaker, leaning on the average speaker's by 30 segments"
     )
     # The same as setting the three files' statistics by hand.
-    network = loaded.classifier.embeddings_model()
     sequences = []
     for f in files:
         w = load_audio(f)
-        out = network({"waveforms": w[None], "lengths": np.array([len(w)], "int32")})
-        sequences.append(np.asarray(out["embeddings"])[0, : int(np.asarray(out["mask"]).sum())])
+        embeddings, mask = loaded.classifier.embedder(w[None], np.array([len(w)], "int32"))
+        sequences.append(np.asarray(embeddings)[0, : int(np.asarray(mask).sum())])
     layer.set_statistics(*speaker_statistics(sequences, prior=before, prior_segments=P.SPEAKER_PRIOR_SEGMENTS))
     expected = [reference(loaded.recognizer, load_audio(f)) for f in files]
     # Without the prior: the files' own statistics, other figures.

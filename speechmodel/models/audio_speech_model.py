@@ -118,13 +118,6 @@ class AudioSpeechModel(FunctionalModel):
     def segment_encoder(self):
         return self.embedder
 
-    def embeddings_model(self):
-        """A model sharing these weights: inputs -> ``{"embeddings": (B, N,
-        L, D), "mask": (B, N)}``, the encoder's segment embeddings (before
-        any speaker normalisation)."""
-        embeddings, mask = self.embedder(self.input["waveforms"], self.input["lengths"])
-        return Graph(self.input, {"embeddings": embeddings, "mask": mask}, name="embeddings")
-
     def attention_model(self):
         """A model sharing these weights with outputs ``{"probabilities":
         (B, num_classes), "attention": float32 (B, N)}`` (see

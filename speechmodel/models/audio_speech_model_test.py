@@ -82,9 +82,10 @@ class SpeakerNormalizationTest(TestCase):
         keras.utils.set_random_seed(1)
         model = AudioSpeechModel(3, embedder=_embedder(), speaker_normalization=True, **HEAD)
         x = _inputs()
-        raw = model.embeddings_model()(x)
-        counts = np.asarray(raw["mask"]).sum(1)
-        embeddings = np.asarray(raw["embeddings"])
+        embeddings, mask = model.embedder(x["waveforms"], x["lengths"])
+        raw = {"mask": np.asarray(mask)}
+        counts = raw["mask"].sum(1)
+        embeddings = np.asarray(embeddings)
         mean, variance = speaker_statistics([embeddings[b, : counts[b]] for b in range(3)])
         model.speaker_normalization.set_statistics(mean, variance)
         expected = model.sequence_head(
