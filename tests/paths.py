@@ -1,28 +1,53 @@
-"""Where the tests find the real corpora: ../shared/data beside the checkout."""
+"""Where the tests find the real corpora and weights: ../shared beside the
+checkout (or the folders named by SER_TEST_RAVDESS, SER_TEST_NEMO and
+SER_TEST_WEIGHTS).
+
+Without them (a user's checkout) the tests that need them skip, with a
+reason that names the missing folder: every accessor here calls
+``require``, which skips the calling test, or the whole module when called
+at import.
+"""
 
 import os
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
-RAVDESS = Path(
-    os.environ.get("SER_TEST_RAVDESS", REPO.parent / "shared" / "data" / "ravdess")
-).resolve()
+SHARED = REPO.parent / "shared"
+RAVDESS = Path(os.environ.get("SER_TEST_RAVDESS", SHARED / "data" / "ravdess")).resolve()
+NEMO = Path(os.environ.get("SER_TEST_NEMO", SHARED / "data" / "nemo")).resolve()
+WEIGHTS = Path(os.environ.get("SER_TEST_WEIGHTS", SHARED / "weights")).resolve()
+
+_WHERE = {
+    RAVDESS: "the real RAVDESS corpus (../shared/data/ravdess beside the checkout, or SER_TEST_RAVDESS)",
+    NEMO: "the real nEMO corpus (../shared/data/nemo beside the checkout, or SER_TEST_NEMO)",
+    WEIGHTS: "the ImageNet AlexNet weights (../shared/weights beside the checkout, or SER_TEST_WEIGHTS)",
+}
+
+
+def require(path, what=None):
+    """Skips the calling test (or module, at import) unless ``path`` exists."""
+    path = Path(path)
+    if not path.exists():
+        what = what or next((w for root, w in _WHERE.items() if path == root or root in path.parents), "")
+        pytest.skip(f"needs {what or path}: not found at {path}", allow_module_level=True)
+    return path
 
 
 def ravdess_files(pattern="Actor_*/*.wav"):
+    require(RAVDESS)
     files = sorted(str(p) for p in RAVDESS.glob(pattern))
     if not files:
-        raise FileNotFoundError(
-            f"The real RAVDESS files are expected at {RAVDESS} "
-            "(../shared/data/ravdess beside the checkout, or SER_TEST_RAVDESS)."
-        )
+        raise FileNotFoundError(f"No RAVDESS file matches {pattern!r} in {RAVDESS}.")
     return files
 
 
 def small_ravdess(root, actors=("01", "02", "03", "04")):
     """A RAVDESS-layout folder at ``root`` of links to 4 real files per
     actor (neutral and angry, two sentences): a corpus for short trainings."""
+    require(RAVDESS)
     for actor in actors:
         (root / f"Actor_{actor}").mkdir()
         for f in sorted((RAVDESS / f"Actor_{actor}").glob("03-01-0[15]-01-0[12]-01-*.wav")):
@@ -31,18 +56,9 @@ def small_ravdess(root, actors=("01", "02", "03", "04")):
     return root
 
 
-NEMO = Path(
-    os.environ.get("SER_TEST_NEMO", REPO.parent / "shared" / "data" / "nemo")
-).resolve()
-
-
 def nemo_dir():
-    """The real nEMO folder (data.tsv + samples/); FileNotFoundError if absent."""
-    if not (NEMO / "data.tsv").is_file():
-        raise FileNotFoundError(
-            f"The real nEMO corpus is expected at {NEMO} "
-            "(../shared/data/nemo beside the checkout, or SER_TEST_NEMO)."
-        )
+    """The real nEMO folder (data.tsv + samples/); skips the test if absent."""
+    require(NEMO / "data.tsv", _WHERE[NEMO])
     return NEMO
 
 

@@ -12,6 +12,9 @@ import pytest
 
 from tests.paths import small_ravdess
 
+# slow: trains, kills and resumes a run with its final model (left out by -m "not slow").
+pytestmark = pytest.mark.slow
+
 ACTORS = ("01", "02", "03", "04")
 
 

@@ -3,7 +3,8 @@ console commands, the shipped models, and no top-level `datasets` package.
 
 The package is built from a copy of the checkout (so no build/ or
 egg-info is left in it) into a fresh virtual environment that sees this
-interpreter's packages (the pinned stack), with no network and no
+interpreter's packages (the pinned stack and the pinned build requirements,
+setuptools and wheel, of requirements-test.txt), with no network and no
 dependency resolution: `pip install --no-deps --no-build-isolation
 --no-index`.
 """
@@ -11,13 +12,18 @@ dependency resolution: `pip install --no-deps --no-build-isolation
 import json
 import os
 import shutil
+import pathlib
 import subprocess
 import sys
+import sysconfig
 import venv
 
 import pytest
 
 from tests.paths import REPO, ravdess_files
+
+# slow: builds and installs the package into a fresh virtual environment (left out by -m "not slow").
+pytestmark = pytest.mark.slow
 
 CLIP = ravdess_files("Actor_24/*.wav")[0]
 CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
@@ -49,8 +55,15 @@ def _run(args, cwd, timeout=300, status=0):
 
 
 def _venv(path):
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(path)
-    return path / "bin" / "python"
+    """A virtual environment that sees this interpreter's packages (the
+    pinned stack, the build requirements): a ``.pth`` file names them, so
+    it works the same under a venv of a venv, where ``system_site_packages``
+    would show the base interpreter's packages instead."""
+    venv.EnvBuilder(with_pip=False).create(path)
+    python = path / "bin" / "python"
+    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    pathlib.Path(_site_packages(python, path), "_outer_environment.pth").write_text("\n".join(ours) + "\n")
+    return python
 
 
 def _pip_install(python, *args, cwd):

@@ -1,6 +1,7 @@
 """The README's commands, run as a user types them.
 
-Every indented command line of README.md that starts with ``python`` is
+Every indented command line of README.md and docs/*.md that starts with
+``python`` is
 found here and either run exactly as written (from a folder laid out like a
 checkout, with the files the README names: ``samples/``, ``files/*.wav``,
 ``recordings/``, ``long_meeting.flac``, ``clip.wav``, ``interview.flac``,
@@ -21,7 +22,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.paths import NEMO, RAVDESS, REPO, ravdess_files
+from tests.paths import NEMO, RAVDESS, REPO, ravdess_files, require
+
+# slow: runs every documented command as a user types it (left out by -m "not slow").
+pytestmark = pytest.mark.slow
 
 # Commands that cannot run in a test, and what covers them.
 NOT_RUN = {
@@ -34,19 +38,36 @@ NOT_RUN = {
 TRAINING = "python train.py"
 
 
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
 def readme_commands():
+    """The ``python`` commands of the README and of docs/*.md: indented
+    lines, each part of a ``&&`` chain that starts with ``python``."""
     commands = []
-    for line in (REPO / "README.md").read_text(encoding="utf-8").splitlines():
-        if line.startswith("    python "):
-            command = line.strip().split("  #")[0].strip()
-            commands.append(command)
-    return commands
+    for document in DOCUMENTS:
+        for line in document.read_text(encoding="utf-8").splitlines():
+            if not line.startswith("    ") or line.startswith("     "):
+                continue
+            for part in line.strip().split("  #")[0].split(" && "):
+                if part.strip().startswith("python "):
+                    commands.append(part.strip())
+    return list(dict.fromkeys(commands))
+
+
+def test_the_front_door_installs_and_runs_in_one_command_and_tests_in_one():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "    pip install -r requirements.txt && python infer.py samples/\n" in text
+    assert "    bash .ci/run\n" in text and "python -m pytest -q" in (REPO / ".ci" / "run").read_text()
+    assert len(text.splitlines()) <= 150
 
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory):
     """A folder laid out as the README assumes: the scripts and packages of
     the checkout, and the audio files its examples name."""
+    require(RAVDESS)
+    require(NEMO)
     root = tmp_path_factory.mktemp("checkout")
     # The scripts, configs and samples; not the packages: the scripts import
     # them from beside their real path, and the shipped models are found by

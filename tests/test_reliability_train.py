@@ -19,7 +19,10 @@ import numpy as np
 import pytest
 
 from tests import reliability_files as rf
-from tests.paths import RAVDESS
+from tests.paths import RAVDESS, require
+
+# slow: kills trainings and resumes them (left out by -m "not slow").
+pytestmark = pytest.mark.slow
 
 ACTORS = ("01", "02", "03", "04")
 # Six generated files among actor 02's and 03's (training speakers), as
@@ -52,6 +55,7 @@ def corpus(tmp_path_factory):
     """16 real files (4 actors, neutral and angry, two sentences) and the
     six generated ones."""
     root = tmp_path_factory.mktemp("ravdess")
+    require(RAVDESS)
     for actor in ACTORS:
         (root / f"Actor_{actor}").mkdir()
         for f in sorted((RAVDESS / f"Actor_{actor}").glob("03-01-0[15]-01-0[12]-01-*.wav")):

@@ -12,6 +12,9 @@ import pytest
 
 from tests.paths import small_ravdess
 
+# slow: trains a speaker-normalised Whisper run (left out by -m "not slow").
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.paths import REPO, RAVDESS
+from tests.paths import REPO, RAVDESS, require
+
+# slow: runs train.py trainings end to end (left out by -m "not slow").
+pytestmark = pytest.mark.slow
 
 ACTORS = ("01", "02", "03", "04")
 TINY = {
@@ -32,6 +35,7 @@ def corpus(tmp_path_factory):
     """Actors 1-4, emotions neutral/happy/sad/angry, normal intensity:
     32 real files, linked in the official layout."""
     root = tmp_path_factory.mktemp("ravdess")
+    require(RAVDESS)
     for actor in ACTORS:
         (root / f"Actor_{actor}").mkdir()
         for f in sorted((RAVDESS / f"Actor_{actor}").glob("03-01-0[1345]-01-01-*.wav")):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.paths import REPO, RAVDESS
+from tests.paths import REPO, RAVDESS, require
 
 # Runs train.py's main module and reports, after it, whether TensorFlow was
 # imported.
@@ -58,6 +58,7 @@ def assert_usage_error(result, *fragments):
 def corpus(tmp_path_factory):
     """Actors 1-4 of RAVDESS, 4 emotions (32 real files, linked)."""
     root = tmp_path_factory.mktemp("ravdess")
+    require(RAVDESS)
     for actor in ("01", "02", "03", "04"):
         (root / f"Actor_{actor}").mkdir()
         for f in sorted((RAVDESS / f"Actor_{actor}").glob("03-01-0[1345]-01-01-*.wav")):

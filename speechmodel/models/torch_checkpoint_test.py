@@ -14,10 +14,11 @@ from speechmodel.models.torch_checkpoint import LEGACY_MAGIC_NUMBER
 from speechmodel.models.torch_checkpoint import CheckpointError
 from speechmodel.models.torch_checkpoint import load_checkpoint
 from tests.paths import DATA
-from tests.paths import REPO
+from tests.paths import WEIGHTS
+from tests.paths import require
 
 FIXTURES = DATA / "torch_checkpoint"  # written by tests/data/make_torch_fixtures.py
-SHARED = REPO.parent / "shared" / "weights" / "alexnet_imagenet_conv"
+SHARED = WEIGHTS / "alexnet_imagenet_conv"
 LPIPS = SHARED / "lpips_alex_v0.1.pt"
 CONV_NPZ = SHARED / "torchvision_alexnet_conv.npz"
 
@@ -109,7 +110,7 @@ def _get(tree, key):
 
 
 def test_real_torch_zip_file_equals_the_npz_exactly():
-    obj = load_checkpoint(LPIPS)
+    obj = load_checkpoint(require(LPIPS))
     conv = np.load(CONV_NPZ)
     assert obj["net"] == "alex" and obj["channels"] == [64, 192, 384, 256, 256]
     assert len(obj["trunk"]) == 5

@@ -12,9 +12,10 @@ from speechmodel.models.torchvision_weights import read_state_dict
 from speechmodel.models.torchvision_weights import state_dict_from_checkpoint
 from speechmodel.models.torchvision_weights import to_torchvision_state_dict
 from speechmodel.tests.test_case import TestCase
-from tests.paths import REPO
+from tests.paths import WEIGHTS
+from tests.paths import require
 
-SHARED = REPO.parent / "shared" / "weights" / "alexnet_imagenet_conv"
+SHARED = WEIGHTS / "alexnet_imagenet_conv"
 LPIPS = SHARED / "lpips_alex_v0.1.pt"
 CONV_NPZ = SHARED / "torchvision_alexnet_conv.npz"
 
@@ -143,7 +144,7 @@ class TorchvisionWeightsTest(TestCase):
     def test_torch_checkpoints_and_their_layouts(self):
         # A real torch file (zip layout) in the LPIPS layout: the trunk of
         # torchvision's ImageNet AlexNet, named features.0/3/6/8/10 here.
-        params = read_state_dict(LPIPS)
+        params = read_state_dict(require(LPIPS))
         with np.load(CONV_NPZ) as ref:
             self.assertEqual(sorted(params), sorted(ref.files))
             for k in ref.files:

@@ -12,7 +12,7 @@ from speechmodel.training import config as C
 from speechmodel.training.corpora import corpus_specs
 from speechmodel.training.defaults import ConfigError
 from speechmodel.training.folds import RunError, load_manifests, make_protocol_folds
-from tests.paths import RAVDESS, REPO, nemo_dir
+from tests.paths import RAVDESS, REPO, nemo_dir, require
 
 SHARED = ["neutral", "happy", "sad", "angry", "fearful", "surprised"]
 
@@ -83,6 +83,7 @@ def test_digest_ignores_data_dirs_and_keeps_old_runs():
 
 
 def _config(protocol="loco", **dataset):
+    require(RAVDESS)
     dataset = dataset or {"name": "ravdess,nemo", "data_dir": f"{RAVDESS},{nemo_dir()}"}
     return C.resolve({"dataset": dataset, "protocol": {"name": protocol}})
 
@@ -118,6 +119,7 @@ def test_multi_keeps_the_union_unless_emotions_restrict_it():
 
 
 def test_runner_refusals():
+    require(RAVDESS)
     with pytest.raises(RunError, match="needs several corpora"):
         load_manifests(_config("loco", name="nemo", data_dir=str(nemo_dir())))
     # An unknown corpus is refused with the config, before any loading.

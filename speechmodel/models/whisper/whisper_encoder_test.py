@@ -17,7 +17,7 @@ from speechmodel.models.whisper.whisper_encoder import whisper_sinusoids
 from speechmodel.models.whisper.whisper_weights_test import write_tiny_whisper
 from speechmodel.tests.test_case import TestCase
 from tests.paths import DATA
-from tests.paths import RAVDESS
+from tests.paths import RAVDESS, require
 
 TINY = dict(num_layers=2, hidden_dim=8, num_heads=2, intermediate_dim=16, num_mels=80, max_positions=8)
 REFERENCE = DATA / "whisper" / "whisper_base_ct2_reference.npz"
@@ -288,7 +288,7 @@ class WhisperEncoderTest(TestCase):
         np.testing.assert_allclose(final, ref["final"], atol=CT2_ATOL, rtol=0)
         # The converter still gives the committed features.
         for name, mel in zip(ref["files"], mels):
-            wave = load_audio(str(RAVDESS / str(name)))
+            wave = load_audio(str(require(RAVDESS / str(name))))
             computed, _ = WhisperAudioConverter()(wave[np.newaxis])
             np.testing.assert_allclose(computed[0], mel, atol=1e-5, rtol=0)
 
@@ -308,7 +308,7 @@ class WhisperEncoderTest(TestCase):
         converter = WhisperAudioConverter()
         names = ("Actor_05/03-01-08-02-02-01-05.wav", "Actor_20/03-01-04-01-01-02-20.wav",
                  "Actor_16/03-01-01-01-02-01-16.wav")
-        waves = [load_audio(str(RAVDESS / n)) for n in names]
+        waves = [load_audio(str(require(RAVDESS / n))) for n in names]
         for name, wave in zip(names, waves):
             mel, frames = converter(wave[np.newaxis])
             hidden, _ = encoder(mel, frames)
