@@ -20,8 +20,13 @@ The speaker of a file comes from, in this order:
 * ``speakers.csv``: columns ``path`` (relative to ``root``, or just the file
   name) and ``speaker``, optional ``gender``; read from ``root`` unless
   ``speakers_csv`` gives another path.
+* the layout ``root/<speaker>/<emotion>/x.wav``: the folder above the
+  emotion folder is the speaker (when it is not itself an emotion name);
 * otherwise every speaker is ``"unknown"``: the manifest can be used to
   train a model on all data, but speaker-independent protocols refuse it.
+
+What was found (the layout, speakers, emotions and clips) is logged in one
+line before anything is trained.
 """
 
 import csv
@@ -47,9 +52,25 @@ logger = logging.getLogger(__name__)
 CORPUS = "folder"
 
 EXPECTED = (
-    "audio files in emotion-named folders (root/happy/x.wav) or named with "
-    "an emotion suffix (root/x_happy.wav)"
+    "audio files in emotion-named folders (root/happy/x.wav, or "
+    "root/<speaker>/happy/x.wav) or named with an emotion suffix (root/x_happy.wav)"
 )
+
+
+def _is_emotion(name, emotion_map):
+    try:
+        emotions_lib.map_emotion(name, emotion_map)
+    except ValueError:
+        return False
+    return True
+
+
+def _layout_speaker(rel, emotion_map):
+    """The speaker of ``root/<speaker>/<emotion>/x.wav``, else None."""
+    parts = rel.split("/")
+    if len(parts) == 3 and _is_emotion(parts[1], emotion_map) and not _is_emotion(parts[0], emotion_map):
+        return parts[0]
+    return None
 
 
 def read_speakers_csv(path):
@@ -223,7 +244,7 @@ def load_folder(
                 continue
             speaker, gender = entry
         else:
-            speaker = UNKNOWN_SPEAKER
+            speaker = _layout_speaker(rel, emotion_map) or UNKNOWN_SPEAKER
         collector.add(
             Utterance(
                 path=path,
@@ -234,10 +255,33 @@ def load_folder(
                 gender=gender,
             )
         )
-    if pattern is None and speakers is None:
+    manifest = collector.manifest()
+    if pattern is not None:
+        source = f"speaker_pattern {pattern.pattern!r}"
+    elif speakers is not None:
+        source = str(speakers_csv)
+    else:
+        source = "the layout <speaker>/<emotion>/"
+    ids = [u.speaker for u in manifest]
+    unknown = ids.count(UNKNOWN_SPEAKER)
+    counts = {}
+    for u in manifest:
+        counts[u.emotion] = counts.get(u.emotion, 0) + 1
+    known = sorted(set(ids) - {UNKNOWN_SPEAKER})
+    logger.info(
+        "folder %s: %d clips, %d speakers from %s%s, emotions %s",
+        data_dir, len(manifest), len(known), source,
+        f" ({', '.join(known[:8])}{', ...' if len(known) > 8 else ''})" if known else "",
+        ", ".join(f"{e} {n}" for e, n in sorted(counts.items())),
+    )
+    if unknown:
         logger.warning(
-            "folder: no speaker_pattern or speakers.csv for %s; every speaker is "
-            "'unknown' and speaker-independent protocols will refuse this manifest",
-            data_dir,
+            "folder: %d of %d clips in %s have no speaker (no speaker_pattern, no "
+            "speakers.csv, not in a root/<speaker>/<emotion>/ folder): they are "
+            "speaker 'unknown' and speaker-independent protocols refuse them. Put "
+            "each speaker's clips in root/<speaker>/<emotion>/, or list them in "
+            "root/speakers.csv (columns path,speaker), or pass "
+            "--set dataset.options.speaker_pattern=REGEX",
+            unknown, len(manifest), data_dir,
         )
-    return collector.manifest()
+    return manifest

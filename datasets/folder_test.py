@@ -96,6 +96,28 @@ def test_speakers_csv(tmp_path):
         )
 
 
+def test_speaker_emotion_layout_gives_the_speakers_and_says_what_it_found(tmp_path, caplog):
+    _touch(tmp_path, "ann/happy/a.wav", "ann/sad/b.wav", "bob/Anger/c.wav", "sad/d.wav", "happy/sad/e.wav")
+    with caplog.at_level("INFO", logger="datasets.folder"):
+        m = load_folder(tmp_path)
+    rel = {Path(u.path).relative_to(tmp_path).as_posix(): (u.speaker, u.emotion) for u in m}
+    assert rel == {
+        "ann/happy/a.wav": ("ann", "happy"),
+        "ann/sad/b.wav": ("ann", "sad"),
+        "bob/Anger/c.wav": ("bob", "angry"),
+        "sad/d.wav": ("unknown", "sad"),  # no speaker folder
+        "happy/sad/e.wav": ("unknown", "sad"),  # an emotion is no speaker
+    }
+    found = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert any("5 clips, 2 speakers from the layout <speaker>/<emotion>/ (ann, bob), "
+               "emotions angry 1, happy 1, sad 3" in line for line in found), found
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("2 of 5 clips" in line and "root/<speaker>/<emotion>/" in line for line in warned), warned
+    # A speakers.csv or a pattern wins over the layout.
+    m = load_folder(tmp_path, speaker_pattern=r"^(\w)")
+    assert m.speakers() == ["a", "b", "h", "s"]
+
+
 def test_unknown_speakers_are_refused_by_speaker_protocols(tmp_path):
     _touch(tmp_path, "happy/a.wav", "sad/b.wav", "happy/c.wav", "sad/d.wav")
     m = datasets.load("folder", tmp_path)

@@ -264,7 +264,8 @@ def _refuse_unknown(manifest, protocol):
         raise ValueError(
             f"The {protocol!r} protocol splits by speaker, but {unknown} of "
             f"{len(ids)} utterances have speaker 'unknown'. Give the folder "
-            "loader a speaker_pattern or a speakers.csv (or a speaker column "
+            "loader a speaker_pattern or a speakers.csv, or lay it out as "
+            "DIR/<speaker>/<emotion>/ (or give a speaker column "
             "in your CSV); or pass random_split=True, which mixes speakers "
             "between training and test"
             + (

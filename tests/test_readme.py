@@ -87,6 +87,12 @@ def checkout(tmp_path_factory):
     shutil.copy(clips[3], root / "clip.wav")
     from speechmodel.audio import load_audio
 
+    # Your own recordings: my_recordings/<speaker>/<emotion>/*.wav.
+    for actor in ("01", "02", "03", "04", "05", "06"):
+        for code, emotion in (("01", "neutral"), ("05", "angry")):
+            (root / "my_recordings" / f"spk{actor}" / emotion).mkdir(parents=True)
+            for f in sorted(RAVDESS.glob(f"Actor_{actor}/03-01-{code}-0[12]-01-0[12]-{actor}.wav")):
+                os.symlink(f, root / "my_recordings" / f"spk{actor}" / emotion / f.name)
     y = np.concatenate([np.concatenate([load_audio(c), np.zeros(8000, np.float32)]) for c in clips[4:9]])
     sf.write(root / "long_meeting.flac", y, 16000)
     sf.write(root / "interview.flac", y, 16000)

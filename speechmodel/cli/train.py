@@ -404,7 +404,9 @@ def main(argv):
     from speechmodel.cli import prog
     from speechmodel.errors import Error
     from speechmodel.training.defaults import ConfigError
+    from speechmodel.training.run_log import plain_console
 
+    plain_console()
     name = prog("train.py")
     if len(argv) > 1:
         print(f"{name}: error: unexpected argument {argv[1]!r} (flags start with --). Try --help.",

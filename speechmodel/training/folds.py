@@ -181,6 +181,29 @@ def final_fold(config, manifest, folds):
     return dataclasses.replace(fold, name="final")
 
 
+# Below these, the validation set that chooses the epoch (and the learning
+# rate's schedule) is too small to choose well: its UAR can be 1.0 by luck.
+MIN_VAL_SPEAKERS = 2
+MIN_VAL_CLIPS_PER_CLASS = 5
+
+
+def small_validation(fold, num_classes):
+    """A warning (str) when ``fold``'s validation speakers are too few to
+    choose the epoch with, else None (also for a fold without validation)."""
+    if not fold.val:
+        return None
+    speakers, clips = len(fold.val_speakers), len(fold.val)
+    if speakers >= MIN_VAL_SPEAKERS and clips >= MIN_VAL_CLIPS_PER_CLASS * num_classes:
+        return None
+    return (
+        f"{fold.name}: the epoch is chosen on {speakers} validation speaker"
+        f"{'' if speakers == 1 else 's'} ({clips} clips for {num_classes} emotions): too few to "
+        "choose it well (its validation UAR can reach 1.0 by chance), so this fold's figures "
+        "say little about new speakers. Record more speakers, or give more of them to "
+        "validation (--set protocol.val_speakers=N)."
+    )
+
+
 def fold_data(manifest, test_manifest, fold, class_names, config):
     from speechmodel import datasets_module
 

@@ -1,5 +1,6 @@
 """The run's log: the ``speechmodel.run`` logger, written to the run's
-``train.log`` (:func:`log_file`) and stdout (:func:`say`), TensorFlow's
+``train.log`` (:func:`log_file`) and stdout (:func:`say`), in one format
+(:data:`FORMAT`, also absl's stderr lines: :func:`plain_console`), TensorFlow's
 noise kept out of both (:func:`quiet_tensorflow`), the reporter of a fold
 run on its own (:func:`quiet_reporter`), and :func:`count` (``3 epochs``)
 for the run's lines."""
@@ -36,6 +37,19 @@ def quiet_tensorflow():
         logger.setLevel(level)
 
 
+# One format for train.log and the console: time, level, message (no absl
+# "I1207 21:52:00.507596 ... train.py:347]" prefix).
+FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def plain_console():
+    """absl's stderr handler (the library's warnings, the corpus summary)
+    in :data:`FORMAT`."""
+    from absl import logging as absl_logging
+
+    absl_logging.get_absl_handler().setFormatter(std_logging.Formatter(FORMAT))
+
+
 class _QuietFileHandler(std_logging.FileHandler):
     """A log file whose write errors (a full disk) print no traceback: the
     run reports the full disk itself, in one line."""
@@ -47,7 +61,7 @@ class _QuietFileHandler(std_logging.FileHandler):
 @contextlib.contextmanager
 def log_file(path):
     handler = _QuietFileHandler(path, encoding="utf-8")
-    handler.setFormatter(std_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(std_logging.Formatter(FORMAT))
     root = std_logging.getLogger()
     root.addHandler(handler)
     _LOG.addHandler(handler)

@@ -72,7 +72,7 @@ from speechmodel.training import artifacts
 from speechmodel.training.classical_fold import run_classical_fold
 from speechmodel.training.config import default_output_dir, digest, resolve
 from speechmodel.training.deep_fold import adopt_init_from, run_deep_fold
-from speechmodel.training.folds import RunError, final_fold, load_manifests, make_protocol_folds
+from speechmodel.training.folds import RunError, final_fold, load_manifests, make_protocol_folds, small_validation
 from speechmodel.training.run_log import count, log_file, quiet_tensorflow, say
 from speechmodel.training.summary import fold_line, summarise
 
@@ -175,6 +175,10 @@ def _run(config, run_dir, to_stdout):
             )
     is_classical = _is_classical(config["model"]["name"])
     final = final_fold(config, manifest, folds)
+    for fold in folds + ([final] if final else []):
+        warning = small_validation(fold, len(class_names))
+        if warning:
+            logging.warning("%s", warning)
     final_dir = os.path.join(run_dir, "final")
     done = [f.name for f in folds if os.path.exists(os.path.join(run_dir, "folds", f.name, "result.json"))]
     if done:
