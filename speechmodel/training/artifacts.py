@@ -161,9 +161,10 @@ def curve_panels(history, *, monitor="val_uar"):
 
     One panel per figure, its training and validation curves together
     (``loss`` and ``val_loss``, ``uar`` and ``val_uar``...); a validation
-    figure without a training counterpart (``val_wa``) gets its own panel.
-    The panel of ``monitor`` (the figure early stopping and the checkpoint
-    follow) comes first. Epochs are numbered from 1.
+    figure without a training counterpart gets its own panel, except
+    ``val_wa``, which is ``val_accuracy`` (WA is the accuracy) when that is
+    drawn. The panel of ``monitor`` (the figure early stopping and the
+    checkpoint follow) comes first. Epochs are numbered from 1.
     """
     skip = ("epoch", "lr", "learning_rate")
     names = []
@@ -173,6 +174,8 @@ def curve_panels(history, *, monitor="val_uar"):
         name = key[4:] if key.startswith("val_") else key
         if name not in names:
             names.append(name)
+    if "wa" in names and "accuracy" in names:
+        names.remove("wa")
     if monitor:
         target = monitor[4:] if monitor.startswith("val_") else monitor
         if target in names:
@@ -201,7 +204,10 @@ def plot_curves(path, history, *, title="", monitor="val_uar", best_epoch=None):
     ]
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False,
+                             layout="constrained")
     target = monitor[4:] if monitor and monitor.startswith("val_") else monitor
     for ax, (name, lines) in zip(axes[0], panels):
         for label, epochs, values in lines:
@@ -210,11 +216,10 @@ def plot_curves(path, history, *, title="", monitor="val_uar", best_epoch=None):
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=0.8,
                        label=f"best epoch ({best_epoch})" if name == target else None)
         ax.set_xlabel("epoch")
-        ax.set_title(f"{name} (early stopping)" if name == target else name)
+        ax.set_title(f"{name} (early stopping)" if name == target else name, fontsize=10)
         longest = max(len(epochs) for _, epochs, _ in lines)
-        ax.set_xticks(range(1, longest + 1, max(1, longest // 10)))
-        if longest == 1:
-            ax.set_xlim(0.5, 1.5)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, min_n_ticks=1))
+        ax.set_xlim(0.5, longest + 0.5)
         ax.legend(fontsize=8)
     fig.suptitle(title)
     _save_figure(fig, path)

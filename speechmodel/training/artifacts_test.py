@@ -11,11 +11,13 @@ def test_curve_panels_pair_train_and_validation_and_put_the_early_stopping_figur
         "val_loss": [0.9, 0.85], "val_uar": [0.45, 0.5], "val_wa": [0.5, 0.55],
     }
     panels = artifacts.curve_panels(history, monitor="val_uar")
-    assert [name for name, _ in panels] == ["uar", "accuracy", "loss", "wa"]
+    # val_wa is val_accuracy: not drawn twice.
+    assert [name for name, _ in panels] == ["uar", "accuracy", "loss"]
     assert panels[0][1] == [
         ("train uar", [1, 2], [0.3, 0.4]), ("validation uar", [1, 2], [0.45, 0.5])
     ]
-    assert panels[-1][1] == [("validation wa", [1, 2], [0.5, 0.55])]
+    only_wa = {"loss": [1.0], "val_loss": [0.9], "val_wa": [0.5]}
+    assert artifacts.curve_panels(only_wa, monitor="val_loss")[-1][1] == [("validation wa", [1], [0.5])]
     # Runs written before training logs had "uar": val_uar gets its own
     # panel, still first.
     old = {"loss": [1.0], "accuracy": [0.5], "val_uar": [0.4], "val_loss": [0.9]}

@@ -130,7 +130,7 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
     if history:
         artifacts.plot_curves(
             artifacts.staged(fold_dir, "curves.png"), history,
-            title=label if fold.name == "final" else f"fold {fold.name}",
+            title=label if fold.name == "final" else fold.name,
             monitor=training["monitor"], best_epoch=extra.get("best_epoch"),
         )
     probabilities, kept = np.zeros((0, len(class_names))), []

@@ -74,7 +74,7 @@ from speechmodel.training.config import default_output_dir, digest, resolve
 from speechmodel.training.deep_fold import adopt_init_from, run_deep_fold
 from speechmodel.training.folds import RunError, final_fold, load_manifests, make_protocol_folds, small_validation
 from speechmodel.training.run_log import count, log_file, quiet_tensorflow, say
-from speechmodel.training.summary import fold_line, summarise
+from speechmodel.training.summary import fold_line, headline, summarise
 
 
 def run_experiment(config, *, resume=True, log_to_stdout=True):
@@ -205,13 +205,7 @@ def _run(config, run_dir, to_stdout):
         final_result = artifacts.read_json(os.path.join(final_dir, "result.json"))
     metrics = summarise(config, folds, results, class_names, run_dir, time.time() - start, final=final_result)
     if metrics.get("uar") is not None:
-        say(
-            f"{config['dataset']['name']} {config['model']['name']} {config['protocol']['name']}: "
-            f"UAR {100 * metrics['uar']:.2f} %  WA {100 * metrics['wa']:.2f} %  "
-            f"(pooled over {metrics['n']} test utterances; per-fold UAR "
-            f"{100 * metrics['fold_uar_mean']:.2f} +- {100 * metrics['fold_uar_std']:.2f}) -> {run_dir}",
-            to_stdout,
-        )
+        say(headline(config, metrics, run_dir), to_stdout)
     if final is not None and final_result is None:
         # The deployable model: every speaker, the same settings; its own
         # validation speakers (training speakers) choose its epoch.

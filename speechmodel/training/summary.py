@@ -23,6 +23,36 @@ def fold_line(number, total, fold, result, results, state):
     )
 
 
+def headline(config, metrics, run_dir):
+    """The run's result line, saying what kind of figure it is: speaker
+    independent per clip, speaker-adapted (transductive), or neither (a
+    random split; a model fine-tuned from one that may have heard the
+    test speakers)."""
+    kind = []
+    adapted = metrics.get("speaker_normalization")
+    if adapted:
+        kind.append(
+            "speaker-adapted, transductive: each test speaker standardised with their own "
+            f"recordings; per clip UAR {100 * adapted['per_clip_uar']:.2f} %  "
+            f"WA {100 * adapted['per_clip_wa']:.2f} %"
+        )
+    if not metrics.get("speaker_independent", True):
+        kind.append("NOT speaker independent: a random split mixes speakers")
+    init_from = config["training"].get("init_from")
+    if init_from:
+        kind.append(
+            f"fine-tuned from {init_from}: speaker independent only if that model never "
+            "heard these test speakers (the shipped default was trained on RAVDESS and nEMO)"
+        )
+    line = (
+        f"{config['dataset']['name']} {config['model']['name']} {config['protocol']['name']}: "
+        f"UAR {100 * metrics['uar']:.2f} %  WA {100 * metrics['wa']:.2f} %  "
+        f"(pooled over {metrics['n']} test utterances; per-fold UAR "
+        f"{100 * metrics['fold_uar_mean']:.2f} +- {100 * metrics['fold_uar_std']:.2f}) -> {run_dir}"
+    )
+    return line + "".join(f"\n  ({k})" for k in kind)
+
+
 def summarise(config, folds, results, class_names, run_dir, seconds, *, final=None):
     artifacts.discard_staged(run_dir)  # Of an interrupted attempt.
     rows = [row for r in results for row in r.get("predictions", [])]
