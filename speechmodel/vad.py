@@ -29,7 +29,9 @@ and the segmenter over a whole signal.
 """
 
 import dataclasses
+import functools
 import importlib.util
+import logging
 import os
 import threading
 
@@ -198,6 +200,15 @@ class VoicingVAD:
         return out
 
 
+@functools.lru_cache(maxsize=None)
+def _fallback_notice():
+    """Once per process: ``auto`` took the voicing detector."""
+    logging.getLogger(__name__).warning(
+        "Silero VAD is not installed (pip install --no-deps silero-vad): speech is detected "
+        "with the voicing detector, whose utterance boundaries (and so labels) differ."
+    )
+
+
 def make_detector(name, sample_rate, **options):
     """A detector by name: ``silero``, ``voicing`` or ``auto`` (Silero when
     onnxruntime and its model file are installed, else voicing).
@@ -214,6 +225,7 @@ def make_detector(name, sample_rate, **options):
         except VADUnavailable:
             if name == "silero":
                 raise
+            _fallback_notice()
     return VoicingVAD(sample_rate)
 
 
@@ -234,6 +246,7 @@ def resolve_detector(name):
     if name == "silero":
         silero_model_path()
         _session(silero_model_path())
+    _fallback_notice()
     return "voicing"
 
 

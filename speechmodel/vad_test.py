@@ -136,10 +136,15 @@ def test_silero_ignores_noise_and_silence_and_runs_at_other_rates(speech):
         assert other.frame_start(len(probs)) <= len(z) + other.hop
 
 
-def test_auto_falls_back_to_voicing_without_silero(monkeypatch):
+def test_auto_falls_back_to_voicing_without_silero(monkeypatch, caplog):
     monkeypatch.setattr(V, "silero_model_path", lambda: (_ for _ in ()).throw(V.VADUnavailable("gone")))
-    assert V.resolve_detector("auto") == "voicing"
-    assert V.make_detector("auto", RATE).name == "voicing"
+    V._fallback_notice.cache_clear()
+    with caplog.at_level("WARNING", logger="speechmodel.vad"):
+        assert V.resolve_detector("auto") == "voicing"
+        assert V.make_detector("auto", RATE).name == "voicing"
+    # Said once, in one line, with the way to install it.
+    notices = [r.getMessage() for r in caplog.records if r.name == "speechmodel.vad"]
+    assert len(notices) == 1 and "pip install --no-deps silero-vad" in notices[0], notices
     with pytest.raises(V.VADUnavailable, match="gone"):
         V.make_detector("silero", RATE)
     with pytest.raises(V.VADUnavailable, match="gone"):

@@ -101,6 +101,13 @@ def test_pip_install_gives_the_library_and_no_top_level_datasets(installed):
         for line in open(os.path.join(site, name, "RECORD"))
     ]
     assert records and all(not r.startswith("datasets/") for r in records)
+    # The library only: no test module, no test helpers, no test runner.
+    assert not [r for r in records if r.endswith(("_test.py", "conftest.py")) or "/tests/" in r]
+    metadata = next(os.path.join(site, n, "METADATA") for n in os.listdir(site)
+                    if n.startswith("speechmodel-") and n.endswith(".dist-info"))
+    requires = [line.split(":", 1)[1].strip().lower() for line in open(metadata)
+                if line.startswith("Requires-Dist:")]
+    assert requires and not [r for r in requires if r.startswith(("pytest", "selenium", "httpx"))]
     info = json.loads(_run([python, "-c", (
         "import json, speechmodel; from speechmodel import datasets; "
         "from speechmodel.training.config import default_config_path; "
