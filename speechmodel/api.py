@@ -50,7 +50,8 @@ class TimelineWindow:
 
     Attributes:
         start, end: seconds from the start.
-        label, confidence: the most probable emotion and its probability.
+        label, confidence: the most probable emotion (or ``"uncertain"``
+            below ``min_confidence``) and its probability.
         probabilities: ``{class name: probability}``, every class.
         voiced: fraction of the window that is voiced (the window's weight
             in the overall result).
@@ -71,8 +72,10 @@ class Classification:
     Attributes:
         source: the path as given, the file object's ``name``, or
             ``<array>``, ``<bytes>``, ``<file object>``.
-        label: the most probable emotion.
-        confidence: its probability.
+        label: the most probable emotion; ``"uncertain"`` when its
+            probability is below ``classify``'s ``min_confidence``; ``"no
+            speech"`` for audio without speech (silence, steady noise).
+        confidence: the probability of the most probable emotion.
         probabilities: ``{class name: probability}``, every class in the
             model's order; for a windowed input, the voicing-weighted mean
             of the windows (as ``infer.py``).
@@ -278,7 +281,7 @@ class Recognizer:
         return out
 
     def predictor(self, *, window=None, hop=None, max_utterance=None, attention=False,
-                  same_speaker=False):
+                  same_speaker=False, min_confidence=None):
         """The ``speechmodel.inference.Predictor`` ``classify`` uses.
 
         ``window`` given and ``max_utterance`` not: audio longer than one
@@ -292,10 +295,11 @@ class Recognizer:
         return inference.Predictor(
             self.model, batch_size=self.batch_size, window=window, hop=hop,
             max_utterance=max_utterance, attention=attention, same_speaker=same_speaker,
+            min_confidence=min_confidence,
         )
 
     def classify(self, inputs, *, sample_rate=None, window=None, hop=None, max_utterance=None,
-                 same_speaker=False):
+                 same_speaker=False, min_confidence=None):
         """The emotion of one input or of a list of inputs.
 
         Args:
@@ -316,6 +320,12 @@ class Recognizer:
                 their own statistics (as ``infer.py --same_speaker``). The
                 model is not changed: calls from other threads, same
                 speaker or not, run meanwhile with their own statistics.
+            min_confidence: a probability: a result whose confidence is
+                below it gets the label ``"uncertain"`` (its probabilities
+                are kept; ``prediction.emotion`` is the most probable
+                one). The model card gives the value at which the model
+                is right 90 % of the time on its validation speakers.
+                Whatever it is, audio without speech gets ``"no speech"``.
 
         Returns:
             A ``Classification`` for one input; for a list, one result per
@@ -332,7 +342,8 @@ class Recognizer:
         single = _is_single(inputs)
         items = [inputs] if single else list(inputs)
         predictor = self.predictor(
-            window=window, hop=hop, max_utterance=max_utterance, same_speaker=same_speaker
+            window=window, hop=hop, max_utterance=max_utterance, same_speaker=same_speaker,
+            min_confidence=min_confidence,
         )
         if not items:
             return []

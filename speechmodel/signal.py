@@ -5,6 +5,9 @@ the pooled spectrogram of a recording of any length.
   speech (periodicity at a 60-400 Hz pitch, whatever the level). Long
   recordings weight their windows by it; ``speechmodel.vad``'s voicing
   detector and ``speechmodel.stream`` use it too.
+* ``has_speech`` / ``voiced_run_seconds``: whether a recording holds any
+  speech at all (the ``no speech`` of inference): enough voiced seconds in
+  runs of consecutive voiced frames.
 * ``stream_windows`` / ``window_spans``: a stream of blocks cut into windows
   of ``window`` samples every ``hop`` samples, the last one ending at the
   end.
@@ -23,6 +26,13 @@ import numpy as np
 # Voicing (for weighting the windows of a long file), see VoicingDetector.
 VOICING_THRESHOLD = 0.4
 VOICING_FLOOR_DB = -80.0
+# No speech: fewer than MIN_VOICED_SECONDS voiced in runs of at least
+# MIN_VOICED_RUN consecutive voiced frames (a vowel voices several frames
+# in a row; silence and steady noise pass single frames by chance). Chosen
+# on the 1440 RAVDESS clips against generated silence and noise
+# (benchmarks/speech_gate.py, benchmarks/results/speech_gate.md).
+MIN_VOICED_RUN = 3
+MIN_VOICED_SECONDS = 0.2
 # At most this many spectrogram columns are kept for the plot of a long file.
 PLOT_COLUMNS = 3000
 
@@ -156,6 +166,57 @@ def voiced_frames(waveform, *, sample_rate, **options):
     detector = VoicingDetector(sample_rate, **options)
     detector.add(waveform)
     return detector.finish(), detector.hop
+
+
+class VoicedRuns:
+    """Counts the voiced frames that lie in runs of at least ``min_run``
+    consecutive voiced frames, over frames given in pieces (a stream).
+
+    ``add(voiced)`` takes the next bool frames; ``seconds`` is the count so
+    far times ``frame_seconds``.
+    """
+
+    def __init__(self, frame_seconds, *, min_run=MIN_VOICED_RUN):
+        self.frame_seconds = float(frame_seconds)
+        self.min_run = int(min_run)
+        self.frames = 0  # Voiced frames in runs long enough.
+        self._run = 0  # Length of the current run.
+
+    def add(self, voiced):
+        for v in np.asarray(voiced, bool).tolist():
+            if v:
+                self._run += 1
+                if self._run == self.min_run:
+                    self.frames += self.min_run
+                elif self._run > self.min_run:
+                    self.frames += 1
+            else:
+                self._run = 0
+        return self
+
+    @property
+    def seconds(self):
+        return self.frames * self.frame_seconds
+
+
+def voiced_run_seconds(voiced, frame_seconds, *, min_run=MIN_VOICED_RUN):
+    """Seconds of the voiced frames (bool array, one per ``frame_seconds``)
+    that lie in runs of at least ``min_run`` consecutive voiced frames."""
+    return VoicedRuns(frame_seconds, min_run=min_run).add(voiced).seconds
+
+
+def has_speech(voiced, frame_seconds, *, min_seconds=MIN_VOICED_SECONDS, min_run=MIN_VOICED_RUN):
+    """Whether a recording whose voicing is ``voiced`` (bool per frame of
+    ``VoicingDetector``, ``frame_seconds`` apart) holds speech: at least
+    ``min_seconds`` voiced in runs of ``min_run`` frames. Periodic sounds
+    (mains hum, music) are voiced too, and pass."""
+    return voiced_run_seconds(voiced, frame_seconds, min_run=min_run) >= min_seconds
+
+
+def waveform_has_speech(waveform, *, sample_rate):
+    """``has_speech`` of a whole signal (its ``voiced_frames``)."""
+    voiced, hop = voiced_frames(waveform, sample_rate=sample_rate)
+    return has_speech(voiced, hop / sample_rate)
 
 
 class PooledSpectrogram:

@@ -88,3 +88,28 @@ def test_pooled_spectrogram_keeps_at_most_plot_columns_and_clips_once():
     assert columns.max() - columns.min() <= (config.top_db or 80.0) + 1e-4
     empty = signal.PooledSpectrogram(config, expected_frames=10)
     assert empty.finish().shape == (0, config.n_mels)
+
+
+def test_voiced_runs_count_only_runs_long_enough_in_pieces_or_whole():
+    voiced = np.array([1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 0, 1, 1], bool)
+    assert signal.voiced_run_seconds(voiced, 0.04, min_run=3) == pytest.approx(7 * 0.04)
+    assert signal.voiced_run_seconds(voiced, 0.04, min_run=1) == pytest.approx(10 * 0.04)
+    runs = signal.VoicedRuns(0.04, min_run=3)
+    for piece in (voiced[:2], voiced[2:8], voiced[8:]):  # A run split across pieces.
+        runs.add(piece)
+    assert runs.seconds == pytest.approx(7 * 0.04)
+
+
+def test_speech_is_found_in_real_speech_and_not_in_silence_or_steady_noise():
+    from speechmodel.audio import load_audio
+    from tests.paths import ravdess_files
+
+    rate = 16000
+    for path in ravdess_files("Actor_01/*.wav")[:3] + ravdess_files("Actor_24/*.wav")[-3:]:
+        assert signal.waveform_has_speech(load_audio(path, sample_rate=rate), sample_rate=rate)
+    rng = np.random.default_rng(0)
+    assert not signal.waveform_has_speech(np.zeros(60 * rate, np.float32), sample_rate=rate)
+    white = (0.1 * rng.standard_normal(60 * rate)).astype(np.float32)
+    assert not signal.waveform_has_speech(white, sample_rate=rate)
+    brown = np.cumsum(rng.standard_normal(60 * rate)).astype(np.float32)
+    assert not signal.waveform_has_speech(0.1 * brown / np.abs(brown).max(), sample_rate=rate)

@@ -37,6 +37,7 @@ import sys
 import numpy as np
 
 from speechmodel.inference import Prediction, Window
+from speechmodel.inference.results import NO_SPEECH
 from speechmodel.errors import Error
 
 # name -> (numpy dtype, bytes per sample, kind); s24 is unpacked by hand.
@@ -402,8 +403,16 @@ class SegmentedPrediction(Prediction):
     no speech at all it has no emotion (``probabilities`` is None)."""
 
     @property
-    def label(self):
-        return None if self.probabilities is None else super().label
+    def no_speech(self):
+        return self.probabilities is None
+
+    @no_speech.setter
+    def no_speech(self, value):
+        pass  # Decided by the VAD: no utterance, no probabilities.
+
+    @property
+    def uncertain(self):
+        return self.probabilities is not None and super().uncertain
 
     @property
     def confidence(self):
@@ -417,7 +426,7 @@ class SegmentedPrediction(Prediction):
             out = super().to_dict(top_k=top_k)
         else:
             out = {
-                "file": self.file, "label": None, "confidence": None, "probabilities": None,
+                "file": self.file, "label": NO_SPEECH, "confidence": None, "probabilities": None,
                 "top_k": [], "duration": round(self.duration, 3), "windowed": True,
                 "weighting": self.weighting, "timeline": [],
             }
@@ -471,6 +480,12 @@ class StreamAnalyzer:
             speech they do much worse (on held-in RAVDESS actors 21-22
             with the shipped model, 47 % accuracy without context, 80 %
             with 1 s). The reported start and end stay the speech's.
+        min_confidence: None, or a probability: windows, utterances and
+            the overall result below it are labelled ``uncertain``.
+
+    In ``"windows"`` mode, a stream without speech
+    (``speechmodel.signal.has_speech`` over all of it) gets ``no speech``
+    as its overall result.
 
     ``add(block)`` returns the windows (or utterances) that the block
     completed, classified; ``finish()`` the rest; ``prediction(file)``
@@ -478,8 +493,9 @@ class StreamAnalyzer:
     """
 
     def __init__(self, classify, *, sample_rate, class_names, segment="windows", window=4.0, hop=2.0,
-                 vad="auto", max_utterance=20.0, vad_options=None, context=1.0):
+                 vad="auto", max_utterance=20.0, vad_options=None, context=1.0, min_confidence=None):
         from speechmodel import inference
+        from speechmodel.signal import VoicedRuns
 
         if segment not in SEGMENTATIONS:
             raise ValueError(f"`segment` must be one of {', '.join(SEGMENTATIONS)}. Received: segment={segment!r}")
@@ -493,6 +509,7 @@ class StreamAnalyzer:
         self.segment = segment
         self.window_seconds, self.hop_seconds = float(window), float(hop)
         self.max_utterance = float(max_utterance)
+        self.min_confidence = min_confidence
         self.total = 0
         self.count = 0
         self._sum = None  # Weighted sum of probabilities (float64).
@@ -507,6 +524,7 @@ class StreamAnalyzer:
             self._next_start = 0
             self._last_end = None
             self._voicing = inference.VoicingDetector(self.rate)
+            self._voiced_runs = VoicedRuns(self._voicing.hop / self.rate)
             self._voiced = np.zeros(0, bool)
             self._voiced_first = 0  # Frame index of _voiced[0].
             self._pending = []  # (start, samples) waiting for their voicing.
@@ -561,6 +579,8 @@ class StreamAnalyzer:
         parts, self._voicing.parts = self._voicing.parts, []
         if parts:
             self._voiced = np.concatenate([self._voiced, *parts])
+            for part in parts:
+                self._voiced_runs.add(part)
         frame_hop = self._voicing.hop
         ready = [
             (s, w) for s, w in self._pending if final or self._voicing.next >= s + len(w)
@@ -577,7 +597,7 @@ class StreamAnalyzer:
             fraction = float(frames.mean()) if frames.size else 0.0
             self._accumulate(p, fraction * (end - start) / self.rate)
             out.append(Window(start / self.rate, end / self.rate, np.asarray(p, np.float32), fraction,
-                              self.class_names))
+                              self.class_names, min_confidence=self.min_confidence))
         # Frames before the next window's start are no longer needed.
         keep_from = -(-(self._pending[0][0] if self._pending else self._next_start) // frame_hop)
         drop = max(0, min(len(self._voiced), keep_from - self._voiced_first))
@@ -622,7 +642,7 @@ class StreamAnalyzer:
         for r, p in zip(regions, probs):
             self._accumulate(p, (r.end - r.start) / self.rate)
             out.append(Utterance(r.start / self.rate, r.end / self.rate, np.asarray(p, np.float32), r.speech,
-                                 self.class_names))
+                                 self.class_names, min_confidence=self.min_confidence))
         return out
 
     def _trim_utterance_buffer(self):
@@ -693,11 +713,16 @@ class StreamAnalyzer:
     def prediction(self, file, timeline=None):
         """The overall result as a Prediction (``timeline``: the windows or
         utterances, if the caller kept them)."""
+        from speechmodel.signal import MIN_VOICED_SECONDS
+
         probs, weighting = self.overall()
         if self.segment == "vad":
             return SegmentedPrediction(file, probs, self.class_names, self.duration,
-                                       timeline=list(timeline or []), weighting=weighting)
-        return Prediction(file, probs, self.class_names, self.duration, timeline=timeline, weighting=weighting)
+                                       timeline=list(timeline or []), weighting=weighting,
+                                       min_confidence=self.min_confidence)
+        return Prediction(file, probs, self.class_names, self.duration, timeline=timeline, weighting=weighting,
+                          min_confidence=self.min_confidence,
+                          no_speech=self._voiced_runs.seconds < MIN_VOICED_SECONDS)
 
 
 def analyze_blocks(blocks, analyzer, file):
@@ -793,6 +818,8 @@ class LinePrinter:
                 self._write(f"overall: no speech ({count} {what}, {prediction.duration:.2f} s)")
             else:
                 top = ", ".join(f"{n} {q:.3f}" for n, q in prediction.top_k(max(1, self.top_k)))
+                if prediction.label != prediction.emotion:  # uncertain, or no speech
+                    top = f"{prediction.label} ({top})"
                 self._write(f"overall: {top} ({count} {what}, {prediction.duration:.2f} s, "
                             f"weighting {prediction.weighting})")
 
@@ -830,7 +857,7 @@ def limited(blocks, max_frames):
 
 def run_stream(model, *, source_args=None, source=None, output_format="table", top_k=1, window=4.0,
                hop=2.0, segment="windows", vad="auto", max_utterance=20.0, batch_size=32, max_seconds=None,
-               stdout=None, stderr=None, prog="infer.py"):
+               min_confidence=None, stdout=None, stderr=None, prog="infer.py"):
     """``infer.py -`` / ``infer.py --mic`` with a loaded model: returns the
     exit status (0, or 1 when the stream could not be read to its end, 2
     when it cannot be opened at all). ``source`` is an opened source, or
@@ -852,7 +879,7 @@ def run_stream(model, *, source_args=None, source=None, output_format="table", t
         analyzer = StreamAnalyzer(
             waveform_classifier(model, batch_size=batch_size), sample_rate=model.sample_rate,
             class_names=model.class_names, segment=segment, window=window, hop=hop, vad=vad,
-            max_utterance=max_utterance,
+            max_utterance=max_utterance, min_confidence=min_confidence,
         )
     except (ValueError, RuntimeError) as exc:
         return error(str(exc), 2)

@@ -240,11 +240,11 @@ def test_no_speech_gives_no_emotion(model):
     noise = 0.01 * np.random.default_rng(1).standard_normal(5 * RATE).astype(np.float32)
     assert analyzer.add(noise) + analyzer.finish() == []
     pred = analyzer.prediction("quiet.wav", [])
-    assert pred.label is None and pred.top_k(3) == []
+    assert pred.label == "no speech" and pred.top_k(3) == []
     d = pred.to_dict(top_k=2)
-    assert d["label"] is None and d["probabilities"] is None and d["timeline"] == []
+    assert d["label"] == "no speech" and d["probabilities"] is None and d["timeline"] == []
     report = I.Report([pred], CLASSES)
-    assert "no-speech" in I.format_table(report, top_k=2)
+    assert "no speech" in I.format_table(report, top_k=2)
     assert I.format_csv(report, top_k=2).splitlines()[1].count(",") == I.format_csv(report, top_k=2).splitlines()[0].count(",")
 
 

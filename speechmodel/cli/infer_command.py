@@ -166,6 +166,7 @@ def run(
     segment="windows",
     vad="auto",
     same_speaker=False,
+    min_confidence=None,
     stream=None,
     stdout=None,
     stderr=None,
@@ -180,7 +181,7 @@ def run(
             ravdess_default.keras`` beside ``infer.py``).
         list_files, output_format, output, top_k, attention, window, hop,
             max_utterance, plot_dir, batch_size, timeline, segment, vad,
-            same_speaker: as the flags.
+            same_speaker, min_confidence: as the flags.
         stream: for ``infer.py -`` (``inputs == ["-"]``) and ``--mic``: a
             dict of ``speechmodel.cli.stream_command.run`` options (``mic``,
             ``device``, ``raw``, ``rate``, ``sample_format``, ``channels``,
@@ -215,6 +216,8 @@ def run(
         return usage(f"--format must be one of {', '.join(inference.OUTPUT_FORMATS)}. Received: --format={output_format}")
     if not isinstance(top_k, int) or top_k < 1:
         return usage(f"--top_k must be a positive integer. Received: --top_k={top_k}")
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        return usage(f"--min_confidence must be a probability between 0 and 1. Received: --min_confidence={min_confidence}")
     if "-" in list(inputs) or (stream or {}).get("mic"):
         if same_speaker:
             return usage("--same_speaker is for files (their statistics need every recording "
@@ -226,6 +229,7 @@ def run(
             output_format=output_format, output=output, top_k=top_k, attention=attention,
             window=window, hop=hop, max_utterance=max_utterance, plot_dir=plot_dir,
             batch_size=batch_size, segment=segment, vad=vad, stream=stream or {},
+            min_confidence=min_confidence,
             stdout=stdout, stderr=stderr, prog=prog,
         )
     if any((stream or {}).get(k) for k in ("raw", "device", "max_seconds")):
@@ -266,6 +270,7 @@ def run(
             segment=segment,
             vad=vad,
             same_speaker=same_speaker,
+            min_confidence=min_confidence,
         )
     except ValueError as exc:
         return usage(str(exc).replace("Received: same_speaker=True", "Received: --same_speaker"))

@@ -13,8 +13,8 @@ from speechmodel.stream import run_stream
 
 
 def run(inputs, *, model, default_model, list_files, output_format, output, top_k, attention,
-        window, hop, max_utterance, plot_dir, batch_size, segment, vad, stream, stdout=None,
-        stderr=None, prog="infer.py"):
+        window, hop, max_utterance, plot_dir, batch_size, segment, vad, stream, min_confidence=None,
+        stdout=None, stderr=None, prog="infer.py"):
     """``infer.py -`` (standard input) and ``infer.py --mic``: checks the
     flags that make sense for a stream, loads the model, then
     ``speechmodel.stream.run_stream``. Returns the exit status."""
@@ -72,5 +72,5 @@ def run(inputs, *, model, default_model, list_files, output_format, output, top_
     return run_stream(
         loaded, source=source, output_format=output_format, top_k=top_k, window=window,
         hop=hop, segment=segment, vad=vad, max_utterance=max_utterance, batch_size=batch_size,
-        max_seconds=max_seconds, stdout=stdout, stderr=stderr, prog=prog,
+        max_seconds=max_seconds, min_confidence=min_confidence, stdout=stdout, stderr=stderr, prog=prog,
     )

@@ -81,11 +81,11 @@ class KerasInferenceModel(InferenceModel):
         def classify(x, attention, counts):
             if attention:
                 out = self._attention_network()(x, training=False)
-                return out["probabilities"], out["attention"]
+                return self.calibrate(out["probabilities"]), out["attention"]
             out = self.classifier(x, training=False)
             if isinstance(out, dict):
                 out = out["probabilities"]
-            return out, tf.zeros([tf.shape(counts)[0], tf.reduce_max(counts)], tf.float32)
+            return self.calibrate(out), tf.zeros([tf.shape(counts)[0], tf.reduce_max(counts)], tf.float32)
 
         def make(attention):
             @tf.function(input_signature=[segment_spec])
@@ -116,6 +116,24 @@ class KerasInferenceModel(InferenceModel):
             return from_segments, from_waveforms
 
         self._functions = {False: make(False), True: make(True)}
+
+    @property
+    def temperature(self):
+        """The temperature the model's probabilities are calibrated with
+        (``EmotionRecognizer.temperature``), or None."""
+        return getattr(self.recognizer, "temperature", None)
+
+    def calibrate(self, probabilities):
+        """The classifier's probabilities through the recognizer's
+        ``TemperatureScaling`` (unchanged for a model without one)."""
+        layer = getattr(self.recognizer, "calibration", None)
+        return probabilities if layer is None else layer(probabilities)
+
+    def describe(self):
+        out = super().describe()
+        if self.temperature is not None:
+            out["temperature"] = self.temperature
+        return out
 
     @property
     def has_attention(self):
@@ -193,8 +211,8 @@ class KerasInferenceModel(InferenceModel):
             def run(embeddings, mask):
                 out = head({"embeddings": embeddings, "mask": mask}, training=False)
                 if attention:
-                    return out["probabilities"], out["attention"]
-                return out, tf.zeros(tf.shape(mask), tf.float32)
+                    return self.calibrate(out["probabilities"]), out["attention"]
+                return self.calibrate(out), tf.zeros(tf.shape(mask), tf.float32)
 
             self._heads[attention] = run
         run = self._heads[attention]

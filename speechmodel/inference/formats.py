@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from speechmodel.inference.results import Failure, Prediction
+from speechmodel.inference.results import NO_SPEECH, Failure, Prediction
 
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -43,7 +43,7 @@ def format_table(report, *, top_k=1, timeline=False):
     extra = {}
     for p in predictions:
         if p.probabilities is None:  # VAD segmentation that found no speech.
-            row = [p.file, "no-speech", "-", _seconds(p.duration)]
+            row = [p.file, NO_SPEECH, "-", _seconds(p.duration)]
         else:
             row = [p.file, p.label, f"{p.confidence:.3f}", _seconds(p.duration)]
         if top_k > 1:
@@ -119,12 +119,13 @@ def format_csv(report, *, top_k=1):
     writer.writerow(header)
     blank_top = [""] * (2 * top_k if top_k > 1 else 0)
 
-    def row(file, kind, start, end, duration, probs=None, top=None, voiced="", attention="", error=""):
+    def row(file, kind, start, end, duration, probs=None, top=None, voiced="", attention="", error="",
+            label=None):
         values = [file, kind, start, end, duration]
         if probs is None:
-            values += ["", ""] + [""] * len(names)
+            values += [label or "", ""] + [""] * len(names)
         else:
-            values += [names[int(np.argmax(probs))], f"{float(np.max(probs)):.6f}"]
+            values += [label or names[int(np.argmax(probs))], f"{float(np.max(probs)):.6f}"]
             values += [f"{float(p):.6f}" for p in probs]
         if top_k > 1:
             values += blank_top if top is None else [v for n, q in top for v in (n, f"{q:.6f}")]
@@ -142,12 +143,12 @@ def format_csv(report, *, top_k=1):
             continue
         row(r.file, "file", "0.000", f"{r.duration:.3f}", f"{r.duration:.3f}", r.probabilities,
             r.top_k(top_k) if top_k > 1 and r.probabilities is not None else None,
-            error=r.plot_error or "")
+            error=r.plot_error or "", label=r.label)
         segments(r.file, r.attention)
         for w in r.timeline or []:
             order = np.argsort(-w.probabilities, kind="stable")[:top_k]
             row(r.file, "window", f"{w.start:.3f}", f"{w.end:.3f}", f"{w.end - w.start:.3f}",
                 w.probabilities, [(names[i], float(w.probabilities[i])) for i in order] if top_k > 1 else None,
-                voiced=f"{w.voiced:.4f}")
+                voiced=f"{w.voiced:.4f}", label=w.label)
             segments(r.file, w.attention)
     return buffer.getvalue()

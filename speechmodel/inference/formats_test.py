@@ -78,6 +78,29 @@ def test_table_of_a_file_without_speech():
                      Prediction("loud.wav", np.array([0.1, 0.8, 0.1]), CLASSES, 2.5)], CLASSES)
     assert F.format_table(report).splitlines() == [
         "file       emotion    confidence  duration",
-        "quiet.wav  no-speech  -           3.00 s",
+        "quiet.wav  no speech  -           3.00 s",
         "loud.wav   happy      0.800       2.50 s",
     ]
+
+
+def test_uncertain_and_no_speech_in_every_format():
+    import csv
+    import io
+
+    import numpy as np
+
+    from speechmodel.inference.results import Prediction, Report
+
+    report = Report([
+        Prediction("sure.wav", np.array([0.1, 0.8, 0.1]), CLASSES, 2.5, min_confidence=0.6),
+        Prediction("unsure.wav", np.array([0.3, 0.4, 0.3]), CLASSES, 2.5, min_confidence=0.6),
+        Prediction("silence.wav", np.array([0.1, 0.2, 0.7]), CLASSES, 60.0, no_speech=True),
+    ], CLASSES)
+    expected = [CLASSES[1], "uncertain", "no speech"]
+    assert [r["label"] for r in json.loads(F.format_json(report))["results"]] == expected
+    assert [json.loads(line)["label"] for line in F.format_jsonl(report).splitlines()] == expected
+    rows = list(csv.DictReader(io.StringIO(F.format_csv(report))))
+    assert [r["label"] for r in rows] == expected
+    assert rows[1]["p_" + CLASSES[1]] == "0.400000"
+    table = F.format_table(report).splitlines()
+    assert "uncertain" in table[2] and "no speech" in table[3]

@@ -20,6 +20,13 @@ the other files go on).
   ones, while silence, pauses and noise barely count (periodic sounds such
   as music or mains hum do count). A file without a voiced frame gets the
   plain mean (``weighting`` says which was used).
+* A recording without speech (``speechmodel.signal.has_speech``: too few
+  voiced seconds in runs of voiced frames, as digital silence and steady
+  noise have) is labelled ``no speech`` instead of an emotion
+  (``Prediction.no_speech``; its probabilities are kept).
+* ``min_confidence``: a result (a file's, or a window's) whose top
+  probability is below it is labelled ``uncertain`` (its probabilities are
+  kept).
 * With ``segment="vad"``, every file is cut into utterances at speech
   boundaries (``speechmodel.stream``).
 
@@ -37,7 +44,8 @@ from speechmodel.inference.backends import InferenceModel
 from speechmodel.inference.loading import load_model
 from speechmodel.inference.results import Failure, Prediction, Report, Segment, Window
 from speechmodel.inference.writing import write_bytes
-from speechmodel.signal import PooledSpectrogram, VoicingDetector, stream_windows
+from speechmodel.signal import PooledSpectrogram, VoicingDetector, has_speech, stream_windows
+from speechmodel.signal import waveform_has_speech
 
 # How much same-speaker statistics lean on the model's average speaker, in
 # segments: chosen on the validation speakers of the RAVDESS folds
@@ -101,6 +109,10 @@ class Predictor:
             ``SPEAKER_PRIOR_SEGMENTS``, was chosen on the validation
             speakers of the RAVDESS folds (``benchmarks/speaker_norm.py``):
             a few recordings then help instead of hurting.
+        min_confidence: None, or a probability in [0, 1]: results whose
+            confidence is below it are labelled ``uncertain`` (the model
+            card gives the threshold at which the model is right 90 % of
+            the time on its validation speakers).
 
     Raises:
         ValueError: an option is out of range, or attention is asked of a
@@ -122,7 +134,16 @@ class Predictor:
         vad="auto",
         same_speaker=False,
         speaker_prior=SPEAKER_PRIOR_SEGMENTS,
+        min_confidence=None,
     ):
+        if min_confidence is not None and not (
+            isinstance(min_confidence, (int, float)) and 0 <= min_confidence <= 1
+        ):
+            raise ValueError(
+                "`min_confidence` must be a probability between 0 and 1. "
+                f"Received: min_confidence={min_confidence!r}"
+            )
+        self.min_confidence = None if min_confidence is None else float(min_confidence)
         if same_speaker and getattr(model, "speaker_normalization", None) is None:
             raise ValueError(
                 "same-speaker normalisation needs a model trained with speaker normalisation "
@@ -203,6 +224,8 @@ class Predictor:
                 "sample_rate": self.model.sample_rate,
                 "overall": "mean of window probabilities weighted by voiced seconds",
             }
+        if self.min_confidence is not None:
+            settings["min_confidence"] = self.min_confidence
         if self.same_speaker:
             settings["speaker_normalization"] = (
                 f"the statistics of the {self.speaker_files} readable inputs, as one speaker, "
@@ -249,6 +272,7 @@ class Predictor:
             tick()
 
         def done(i, prediction):
+            prediction.with_min_confidence(self.min_confidence)
             if self.plot_dir is not None and prediction.plot is None and prediction.plot_error is None:
                 prediction.plot = self._plot(prediction, None)  # Never raises.
             results[i] = prediction
@@ -363,9 +387,22 @@ class Predictor:
             i,
             Prediction(
                 paths[i], np.asarray(probs, np.float32), list(self.model.class_names),
-                duration, attention=attention,
+                duration, attention=attention, no_speech=not self._has_speech(paths[i]),
             ),
         )
+
+    def _has_speech(self, path):
+        """Whether the clip at ``path`` holds speech (its voicing, read
+        again: the model's pipeline decodes inside TensorFlow). A clip that
+        cannot be read again keeps its emotion."""
+        from speechmodel.audio import load_audio
+
+        rate = self.model.sample_rate
+        try:
+            waveform = load_audio(path, sample_rate=rate)
+        except Exception:  # noqa: BLE001 (analysed already: the result stands)
+            return True
+        return waveform_has_speech(waveform, sample_rate=rate)
 
     def _predict_long(self, path, expected_duration, *, statistics=None):
         from speechmodel.audio import iter_blocks
@@ -457,7 +494,8 @@ class Predictor:
         else:
             overall, weighting = stacked.mean(axis=0), "uniform"
         prediction = Prediction(
-            path, overall.astype(np.float32), names, duration, timeline=timeline, weighting=weighting
+            path, overall.astype(np.float32), names, duration, timeline=timeline, weighting=weighting,
+            no_speech=not has_speech(voiced, frame_hop / rate),
         )
         if spectrogram is not None:
             prediction.plot = self._plot(prediction, spectrogram.finish())

@@ -312,3 +312,50 @@ def test_same_speaker_embeds_each_clip_once_and_keeps_attention_and_long_files(t
 def test_same_speaker_needs_a_speaker_normalised_model(model):
     with pytest.raises(ValueError, match="trained with speaker normalisation.*Received: same_speaker=True"):
         P.Predictor(model, same_speaker=True)
+
+
+def test_silence_and_steady_noise_are_no_speech_and_speech_is_not(model, tmp_path):
+    rate = 16000
+    rng = np.random.default_rng(3)
+    files = {
+        "silence_60s.wav": np.zeros(60 * rate, np.float32),  # windowed
+        "silence_3s.wav": np.zeros(3 * rate, np.float32),  # a clip
+        "white_5s.wav": (0.05 * rng.standard_normal(5 * rate)).astype(np.float32),
+    }
+    paths = []
+    for name, samples in files.items():
+        sf.write(tmp_path / name, samples, rate, subtype="PCM_16")
+        paths.append(str(tmp_path / name))
+    speech = ravdess_files("Actor_11/*.wav")[:2]
+    report = P.Predictor(model).predict(paths + speech)
+    assert [r.label for r in report.results[:3]] == ["no speech"] * 3
+    assert report.results[0].windowed and not report.results[1].windowed
+    assert all(r.probabilities is not None for r in report.results[:3])  # Kept.
+    assert all(not r.no_speech and r.label in CLASSES for r in report.results[3:])
+
+
+def test_min_confidence_marks_uncertain_results_and_checks_its_value(model):
+    files = ravdess_files("Actor_12/*.wav")[:4]
+    plain = P.Predictor(model).predict(files).results
+    threshold = float(np.median([p.confidence for p in plain]))
+    report = P.Predictor(model, min_confidence=threshold).predict(files)
+    assert report.settings["min_confidence"] == threshold
+    for before, after in zip(plain, report.results):
+        np.testing.assert_allclose(after.probabilities, before.probabilities)
+        assert after.label == ("uncertain" if before.confidence < threshold else before.label)
+    with pytest.raises(ValueError, match="Received: min_confidence=1.5"):
+        P.Predictor(model, min_confidence=1.5)
+
+
+def test_a_calibrated_model_gives_the_scaled_probabilities(model, tmp_path):
+    from speechmodel.calibration import scale_probabilities
+
+    calibrated = EmotionRecognizer(model.recognizer.classifier, class_names=CLASSES, temperature=3.0)
+    path = tmp_path / "calibrated.keras"
+    calibrated.save(path)
+    loaded = load_model(path)
+    assert loaded.temperature == 3.0 and loaded.describe()["temperature"] == 3.0
+    files = ravdess_files("Actor_13/*.wav")[:3]
+    expected = scale_probabilities(np.stack([p.probabilities for p in P.Predictor(model).predict(files).results]), 3.0)
+    got = np.stack([p.probabilities for p in P.Predictor(loaded).predict(files).results])
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -9,6 +9,13 @@ import dataclasses
 
 import numpy as np
 
+# The label of a result whose confidence is below the asked-for minimum
+# (``Predictor(min_confidence=...)``): its probabilities are kept.
+UNCERTAIN = "uncertain"
+# The label of a recording that holds no speech (``speechmodel.signal.
+# has_speech``, or no utterance found by the VAD): no emotion is given.
+NO_SPEECH = "no speech"
+
 
 @dataclasses.dataclass
 class Failure:
@@ -39,11 +46,27 @@ class Segment:
 
 class _Probabilities:
     """``label`` and ``confidence`` of a result with ``probabilities`` over
-    ``class_names``."""
+    ``class_names``: the most probable emotion (``emotion``), or
+    ``UNCERTAIN`` when its probability is below ``min_confidence``, or
+    ``NO_SPEECH`` for a recording without speech (``no_speech``)."""
+
+    min_confidence = None
+    no_speech = False
+
+    @property
+    def emotion(self):
+        """The most probable class, whatever the confidence."""
+        return self.class_names[int(np.argmax(self.probabilities))]
+
+    @property
+    def uncertain(self):
+        return self.min_confidence is not None and self.confidence < self.min_confidence
 
     @property
     def label(self):
-        return self.class_names[int(np.argmax(self.probabilities))]
+        if self.no_speech:
+            return NO_SPEECH
+        return UNCERTAIN if self.uncertain else self.emotion
 
     @property
     def confidence(self):
@@ -67,6 +90,7 @@ class Window(_Probabilities):
     voiced: float
     class_names: list
     attention: list = None
+    min_confidence: float = None
 
     def to_dict(self):
         out = {
@@ -99,6 +123,10 @@ class Prediction(_Probabilities):
         plot: the PNG written for the file, if any.
         plot_error: why the plot asked for could not be written (the
             emotion result stands).
+        min_confidence: results (the file's and its windows') whose
+            confidence is below it are labelled ``UNCERTAIN``; None: never.
+        no_speech: the recording holds no speech: labelled ``NO_SPEECH``
+            (the probabilities are what the model said of it anyway).
     """
 
     file: str
@@ -110,6 +138,15 @@ class Prediction(_Probabilities):
     attention: list = None
     plot: str = None
     plot_error: str = None
+    min_confidence: float = None
+    no_speech: bool = False
+
+    def with_min_confidence(self, min_confidence):
+        """Sets ``min_confidence`` on the result and its windows; returns it."""
+        self.min_confidence = min_confidence
+        for window in self.timeline or []:
+            window.min_confidence = min_confidence
+        return self
 
     @property
     def windowed(self):

@@ -61,3 +61,25 @@ def test_report_splits_predictions_and_failures():
     report = Report([bad, ok], NAMES)
     assert report.predictions == [ok] and report.failures == [bad] and report.settings == {}
     assert bad.to_dict() == {"file": "b.wav", "error": "file not found"}
+
+
+def test_below_min_confidence_a_result_is_uncertain_and_keeps_its_probabilities():
+    windows = [Window(0.0, 4.0, np.array([0.7, 0.2, 0.1]), 1.0, NAMES),
+               Window(2.0, 6.0, np.array([0.4, 0.35, 0.25]), 1.0, NAMES)]
+    p = Prediction("a.wav", np.array([0.45, 0.35, 0.2], np.float32), NAMES, 6.0, timeline=windows,
+                   weighting="voiced")
+    assert p.label == "angry" and not p.uncertain
+    p.with_min_confidence(0.5)
+    assert p.label == "uncertain" and p.emotion == "angry" and p.confidence == pytest.approx(0.45)
+    assert [w.label for w in p.timeline] == ["angry", "uncertain"]
+    d = p.to_dict(top_k=2)
+    assert d["label"] == "uncertain" and d["probabilities"]["angry"] == pytest.approx(0.45)
+    assert d["top_k"][0] == {"label": "angry", "probability": 0.45}
+    assert [w["label"] for w in d["timeline"]] == ["angry", "uncertain"]
+
+
+def test_no_speech_is_the_label_whatever_the_confidence():
+    p = Prediction("quiet.wav", np.array([0.1, 0.7, 0.2], np.float32), NAMES, 60.0, no_speech=True)
+    assert p.label == "no speech" and p.emotion == "calm"
+    assert p.with_min_confidence(0.5).label == "no speech"
+    assert p.to_dict()["label"] == "no speech"

@@ -7,6 +7,7 @@ from speechmodel.layers.imagenet_preprocessing import ImageNetPreprocessing
 from speechmodel.layers.log_mel_segments import LogMelSegments
 from speechmodel.layers.masked_time_distributed import MaskedTimeDistributed
 from speechmodel.layers.speaker_normalization import SpeakerNormalization
+from speechmodel.layers.temperature_scaling import TemperatureScaling
 
 __all__ = [
     "AdaptiveAveragePooling",
@@ -16,4 +17,5 @@ __all__ = [
     "LogMelSegments",
     "MaskedTimeDistributed",
     "SpeakerNormalization",
+    "TemperatureScaling",
 ]

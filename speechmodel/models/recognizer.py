@@ -2,6 +2,7 @@ import keras
 
 from speechmodel.config import FeatureConfig
 from speechmodel.layers.log_mel_segments import LogMelSegments
+from speechmodel.layers.temperature_scaling import TemperatureScaling
 from speechmodel.models.base import FunctionalModel
 
 
@@ -42,6 +43,10 @@ class EmotionRecognizer(FunctionalModel):
         feature_config: dict of ``FeatureConfig`` fields the classifier was
             trained with.
         class_names: the C class names, in output order.
+        temperature: None, or the temperature that calibrates the
+            probabilities (``speechmodel.calibration.fit_temperature`` on
+            validation speakers; ``TemperatureScaling`` after the
+            classifier). None: the classifier's probabilities as they are.
 
     Inputs: ``{"waveforms": float32 (B, samples) zero-padded,
     "lengths": int32 (B,) valid samples}``. Output: float32 (B, C).
@@ -51,13 +56,16 @@ class EmotionRecognizer(FunctionalModel):
     features, computed in parallel by tf.data.
     """
 
-    def __init__(self, classifier, feature_config=None, class_names=None, **kwargs):
+    def __init__(self, classifier, feature_config=None, class_names=None, temperature=None, **kwargs):
         feature_config = FeatureConfig.from_dict(feature_config or {}).to_dict()
         class_names = [str(c) for c in (class_names or [])]
         # === Layers ===
         frontend = None
         if not takes_waveforms(classifier):
             frontend = LogMelSegments(feature_config, name="log_mel_segments")
+        calibration = None
+        if temperature is not None:
+            calibration = TemperatureScaling(temperature, name="temperature_scaling")
 
         # === Functional Model ===
         waveforms = keras.Input((None,), dtype="float32", name="waveforms")
@@ -69,6 +77,8 @@ class EmotionRecognizer(FunctionalModel):
             outputs = classifier({"segments": segments, "mask": mask})
         if isinstance(outputs, dict):
             outputs = outputs["probabilities"]
+        if calibration is not None:
+            outputs = calibration(outputs)
         super().__init__(
             inputs={"waveforms": waveforms, "lengths": lengths},
             outputs=outputs,
@@ -85,6 +95,8 @@ class EmotionRecognizer(FunctionalModel):
         self.frontend = frontend
         self.feature_config = feature_config
         self.class_names = class_names
+        self.calibration = calibration
+        self.temperature = None if calibration is None else calibration.temperature
 
     @property
     def features(self):
@@ -100,6 +112,7 @@ class EmotionRecognizer(FunctionalModel):
                 ),
                 "feature_config": self.feature_config,
                 "class_names": self.class_names,
+                "temperature": self.temperature,
             }
         )
         return config

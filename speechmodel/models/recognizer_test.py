@@ -66,3 +66,21 @@ def test_the_shipped_model_loads_safely_and_names_its_classes():
     wave = load_audio(REPO / "samples" / "03-01-05-02-01-01-23.wav")
     probs = model({"waveforms": wave[None], "lengths": np.array([len(wave)])}).numpy()
     np.testing.assert_allclose(probs.sum(), 1, atol=1e-5)
+
+
+def test_a_temperature_is_stored_in_the_config_and_scales_the_probabilities(tmp_path):
+    from speechmodel.calibration import scale_probabilities
+
+    wave = load_audio(ravdess_files("Actor_09/*.wav")[0])
+    inputs = {"waveforms": wave[None], "lengths": np.array([len(wave)], np.int32)}
+    classifier = tiny_classifier()
+    plain = EmotionRecognizer(classifier, class_names=["a", "b", "c"])
+    assert plain.temperature is None and plain.get_config()["temperature"] is None
+    calibrated = EmotionRecognizer(classifier, class_names=["a", "b", "c"], temperature=2.0)
+    expected = scale_probabilities(plain(inputs).numpy(), 2.0)
+    np.testing.assert_allclose(calibrated(inputs).numpy(), expected, atol=1e-5)
+    path = tmp_path / "calibrated.keras"
+    calibrated.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.temperature == 2.0
+    np.testing.assert_allclose(loaded(inputs).numpy(), expected, atol=1e-5)

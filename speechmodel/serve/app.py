@@ -2,7 +2,7 @@
 
 Routes:
     ``POST /v1/classify``: the audio as a multipart upload (field ``file``;
-        ``top_k``, ``window``, ``hop``, ``segment``, ``vad`` as form fields
+        ``top_k``, ``window``, ``hop``, ``segment``, ``vad``, ``min_confidence`` as form fields
         or query parameters) or as the raw request body (options as query
         parameters). Answers the JSON of ``infer.py --format json`` for
         one file.

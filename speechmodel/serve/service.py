@@ -28,9 +28,10 @@ import uuid
 import numpy as np
 
 from speechmodel.serve.batching import BatchingQueue
+from speechmodel.signal import waveform_has_speech
 from speechmodel.errors import Error
 
-OPTIONS = ("top_k", "window", "hop", "segment", "vad")
+OPTIONS = ("top_k", "window", "hop", "segment", "vad", "min_confidence")
 
 
 class ServiceError(Error):
@@ -124,7 +125,12 @@ def _parse_options(raw, defaults, class_count):
     if vad not in ("auto", "silero", "voicing"):
         raise ServiceError(400, f"vad must be auto, silero or voicing. Received: vad={vad!r}",
                            kind="bad_parameter")
-    return {"top_k": top_k, "window": window, "hop": hop, "segment": segment, "vad": vad}
+    min_confidence = number("min_confidence", float, None)
+    if min_confidence is not None and not 0 <= min_confidence <= 1:
+        raise ServiceError(400, "min_confidence must be a probability between 0 and 1. "
+                           f"Received: min_confidence={min_confidence}", kind="bad_parameter")
+    return {"top_k": top_k, "window": window, "hop": hop, "segment": segment, "vad": vad,
+            "min_confidence": min_confidence}
 
 
 class Ticket:
@@ -270,7 +276,7 @@ class EmotionService:
                 predictor = inference.Predictor(
                     self.model, window=options["window"], hop=options["hop"],
                     max_utterance=self.defaults.max_utterance, segment=options["segment"],
-                    vad=options["vad"],
+                    vad=options["vad"], min_confidence=options["min_confidence"],
                 )
             except ValueError as exc:
                 raise ServiceError(400, str(exc), kind="bad_parameter") from None
@@ -282,8 +288,10 @@ class EmotionService:
                 if options["segment"] == "windows" and info.duration <= self.defaults.max_utterance:
                     waveform = load_audio(path, sample_rate=self.rate)
                     probs = classify([waveform])[0]
-                    prediction = inference.Prediction(name, np.asarray(probs, np.float32), self.class_names,
-                                                      info.duration)
+                    prediction = inference.Prediction(
+                        name, np.asarray(probs, np.float32), self.class_names, info.duration,
+                        no_speech=not waveform_has_speech(waveform, sample_rate=self.rate),
+                    )
                 else:
                     analyzer = S.StreamAnalyzer(
                         classify, sample_rate=self.rate, class_names=self.class_names,
@@ -292,6 +300,7 @@ class EmotionService:
                     )
                     blocks = iter_blocks(path, sample_rate=self.rate, block_seconds=30.0)
                     prediction = S.analyze_blocks(blocks, analyzer, name)
+                prediction.with_min_confidence(options["min_confidence"])
             except AudioError as exc:
                 raise ServiceError(422, f"{name}: {exc.reason}", kind=exc.kind) from None
             except TimeoutError:
@@ -343,7 +352,7 @@ class EmotionService:
             predictor = inference.Predictor(
                 self.model, window=options["window"], hop=options["hop"],
                 max_utterance=self.defaults.max_utterance, segment=options["segment"],
-                vad=options["vad"], same_speaker=True,
+                vad=options["vad"], same_speaker=True, min_confidence=options["min_confidence"],
             )
         except ValueError as exc:
             raise ServiceError(400, str(exc), kind="bad_parameter") from None
