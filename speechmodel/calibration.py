@@ -133,3 +133,18 @@ def confidence_threshold(probabilities, labels, *, accuracy=0.9):
         return None, 0.0, None
     k = int(valid[-1])
     return float(sorted_conf[k]), float(counts[k] / len(p)), float(hits[k] / counts[k])
+
+
+def calibration_figures(probabilities, labels, temperature):
+    """``{"n", "ece_before", "ece_after", "nll_before", "nll_after"}`` of
+    ``probabilities`` against ``labels``, before and after
+    ``scale_probabilities(., temperature)``."""
+    p = _as_probabilities(probabilities)
+    scaled = scale_probabilities(p, temperature)
+    return {
+        "n": int(len(p)),
+        "ece_before": expected_calibration_error(p, labels),
+        "ece_after": expected_calibration_error(scaled, labels),
+        "nll_before": negative_log_likelihood(p, labels),
+        "nll_after": negative_log_likelihood(scaled, labels),
+    }

@@ -47,10 +47,21 @@ def test_the_run_reports_both_figures(run_dir):
         result = json.loads((run_dir / "folds" / fold / "result.json").read_text())
         assert result["speaker_normalization"] == {"train": 1, "val": 1, "test": 2}
         assert result["test_per_clip"]["n"] == 8
+        # Calibration: a temperature fitted on the fold's validation speaker
+        # (per clip), and the test figures before and after it.
+        calibration = result["calibration"]
+        assert calibration["temperature"] > 0 and calibration["val"]["n"] == 4
+        assert calibration["test"]["n"] == 8
+        assert calibration["val"]["nll_after"] <= calibration["val"]["nll_before"] + 1e-9
+    pooled = metrics["calibration"]
+    assert pooled["n"] == 16 and len(pooled["temperatures"]) == 2
+    assert 0 <= pooled["ece_before"] <= 1 and 0 <= pooled["ece_after"] <= 1
+    assert metrics["folds"][0]["calibration"]["temperature"] == pooled["temperatures"][0]
 
 
 def test_the_saved_model_does_in_infer_what_the_run_reported(run_dir):
     from speechmodel import inference
+    from speechmodel.calibration import scale_probabilities
 
     rows = {}
     with open(run_dir / "predictions.csv", encoding="utf-8") as f:
@@ -60,6 +71,8 @@ def test_the_saved_model_does_in_infer_what_the_run_reported(run_dir):
     for fold in ("fold1", "fold2"):
         model = inference.load_model(run_dir / "folds" / fold / "model.keras")
         assert list(model.class_names) == classes
+        result = json.loads((run_dir / "folds" / fold / "result.json").read_text())
+        assert model.temperature == pytest.approx(result["calibration"]["temperature"])
         mine = {p: r for p, r in rows.items() if r["fold"] == fold}
         # Per clip: an average training speaker's statistics, kept in the file.
         mean, variance = model.speaker_normalization.statistics()
@@ -73,7 +86,10 @@ def test_the_saved_model_does_in_infer_what_the_run_reported(run_dir):
             files = sorted(p for p, r in mine.items() if r["speaker"] == speaker)
             adapted = inference.Predictor(model, same_speaker=True, speaker_prior=0).predict(files)
             for p in adapted.results:
-                expected = [float(mine[p.file][f"p_{c}"]) for c in classes]
+                # predictions.csv: the probabilities before the temperature.
+                expected = scale_probabilities(
+                    np.array([[float(mine[p.file][f"p_{c}"]) for c in classes]]), model.temperature
+                )[0]
                 np.testing.assert_allclose(p.probabilities, expected, atol=2e-4)
         # The model is unchanged afterwards.
         np.testing.assert_array_equal(model.speaker_normalization.statistics()[0], mean)

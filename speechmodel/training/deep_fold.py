@@ -133,27 +133,52 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
             title=label if fold.name == "final" else fold.name,
             monitor=training["monitor"], best_epoch=extra.get("best_epoch"),
         )
-    probabilities, kept = np.zeros((0, len(class_names))), []
-    if "test_predictions" in extra:  # classified from the cached embeddings
-        probabilities, kept = extra.pop("test_predictions")
-    elif len(fold.test):
-        test_ds = make_dataset(*data["test"], with_index=True, **common)
-        chunks = []
-        count = reporter.count(f"{label}: predicting the test speakers", len(data["test"][0]))
-        for x, _, index in test_ds:
+    def predict(split, what):
+        chunks, kept = [], []
+        count = reporter.count(f"{label}: predicting the {what}", len(data[split][0]))
+        for x, _, index in make_dataset(*data[split], with_index=True, **common):
             out = model(x, training=False)
             out = out["probabilities"] if isinstance(out, dict) else out
             chunks.append(np.asarray(out, dtype=np.float64))
             kept.extend(np.asarray(index).tolist())
             count.update(len(kept))
         count.close()
-        probabilities = np.concatenate(chunks) if chunks else probabilities
-    recognizer = EmotionRecognizer(model, feature_config=features.to_dict(), class_names=class_names)
+        return (np.concatenate(chunks) if chunks else np.zeros((0, len(class_names)))), kept
+
+    probabilities, kept = np.zeros((0, len(class_names))), []
+    if "test_predictions" in extra:  # classified from the cached embeddings
+        probabilities, kept = extra.pop("test_predictions")
+    elif len(fold.test):
+        probabilities, kept = predict("test", "test speakers")
+    # Calibration: one temperature, fitted on the validation speakers (as
+    # the saved model classifies single recordings), kept in the model.
+    validation = extra.pop("val_predictions", None)
+    if validation is None and len(fold.val):
+        validation = predict("val", "validation speakers")
+    extra["calibration"] = _calibration(validation, data["val"][1])
+    recognizer = EmotionRecognizer(
+        model, feature_config=features.to_dict(), class_names=class_names,
+        temperature=(extra["calibration"] or {}).get("temperature"),
+    )
     _save_keras(recognizer, artifacts.staged(fold_dir, "model.keras"))
     extra["failed_files"] = [list(f) for f in failures.failures]
     extra["seconds"] = time.time() - start
     precision.set_precision("float32")
     return fold_result(fold, data, class_names, probabilities, kept, extra)
+
+
+def _calibration(validation, labels):
+    """``{"temperature", "val": figures before and after}`` fitted on the
+    validation predictions ``(probabilities, kept positions)``, or None
+    without validation utterances."""
+    from speechmodel.calibration import calibration_figures, fit_temperature
+
+    if validation is None or not len(validation[1]):
+        return None
+    probabilities, kept = validation
+    truth = np.asarray(labels)[np.asarray(kept, np.int64)]
+    temperature = fit_temperature(probabilities, truth)
+    return {"temperature": temperature, "val": calibration_figures(probabilities, truth, temperature)}
 
 
 def _takes_waveforms(config, model=None):

@@ -251,6 +251,7 @@ def fold_result(fold, data, class_names, test_probabilities, test_rows_index, ex
     }
     extra = dict(extra)
     per_clip = extra.pop("per_clip_predicted", None)
+    per_clip_probabilities = extra.pop("per_clip_probabilities", None)
     result.update(extra)
     if len(fold.test):
         utterances = data["test_utterances"]
@@ -261,6 +262,13 @@ def fold_result(fold, data, class_names, test_probabilities, test_rows_index, ex
         result["test"]["failed_files"] = int(len(truth) - len(kept))
         if per_clip is not None:
             result["test_per_clip"] = compute_metrics(truth[kept], per_clip, class_names=class_names)
+        calibration = result.get("calibration")
+        if calibration and len(kept):
+            from speechmodel.calibration import calibration_figures
+
+            # Per clip, as the saved model runs (its temperature is for that).
+            clip = test_probabilities if per_clip_probabilities is None else per_clip_probabilities
+            calibration["test"] = calibration_figures(clip, truth[kept], calibration["temperature"])
         for row, k in enumerate(kept):
             u = utterances[k]
             result["predictions"].append(
@@ -272,6 +280,8 @@ def fold_result(fold, data, class_names, test_probabilities, test_rows_index, ex
                     "predicted": class_names[predicted[row]],
                     **({} if per_clip is None else {"predicted_per_clip": class_names[per_clip[row]]}),
                     "probabilities": [float(p) for p in test_probabilities[row]],
+                    **({} if per_clip_probabilities is None else
+                       {"probabilities_per_clip": [float(p) for p in per_clip_probabilities[row]]}),
                 }
             )
     return result

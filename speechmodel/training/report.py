@@ -67,6 +67,10 @@ def row(run_dir):
         # training speaker's statistics).
         "per_clip_uar": (normalized or {}).get("per_clip_uar"),
         "per_clip_wa": (normalized or {}).get("per_clip_wa"),
+        # Expected calibration error, pooled, before and after each fold's
+        # temperature (fitted on its validation speakers).
+        "ece_before": (metrics.get("calibration") or {}).get("ece_before"),
+        "ece_after": (metrics.get("calibration") or {}).get("ece_after"),
     }
 
 
@@ -115,6 +119,13 @@ def markdown(rows):
                 f"| the same model, per clip (an average training speaker's statistics) | "
                 f"{r['dataset']} | {r['protocol']}{flag} | {r['folds']} | {pct(r['per_clip_uar'])} | "
                 f"{pct(r['per_clip_wa'])} | | | | {'' if r['n'] is None else r['n']} | |"
+            )
+        if r.get("ece_before") is not None:
+            lines.append(
+                f"| calibration: expected calibration error {pct(r['ece_before'])} % before, "
+                f"{pct(r['ece_after'])} % after temperature scaling (fitted per fold on validation "
+                f"speakers) | {r['dataset']} | {r['protocol']}{flag} | {r['folds']} | | | | | | "
+                f"{'' if r['n'] is None else r['n']} | |"
             )
     return "\n".join(lines) + "\n"
 

@@ -84,3 +84,14 @@ def test_by_corpus_splits_the_pooled_predictions_by_the_corpus_of_each_file(tmp_
     assert (rows["nemo"]["wa"], rows["nemo"]["per_clip_wa"]) == (0.0, 1.0)
     assert report.main([str(run), "--by_corpus"]) == 0
     assert f"| {run} | nemo | 0.00 | 0.00 | 100.00 | 100.00 | 1 |" in capsys.readouterr().out
+
+
+def test_a_calibrated_run_reports_its_ece_before_and_after(tmp_path, capsys):
+    run = _run(tmp_path / "run", final=False)
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["calibration"] = {"ece_before": 0.1234, "ece_after": 0.0456, "n": 32}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert report.main([str(run)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("| calibration: expected calibration error 12.34 % before, 4.56 % after "
+                               "temperature scaling")

@@ -68,6 +68,7 @@ def summarise(config, folds, results, class_names, run_dir, seconds, *, final=No
             "val_uar": r.get("val", {}).get("uar"),
             "best_epoch": r.get("best_epoch"),
             "seconds": r["seconds"],
+            **({"calibration": r["calibration"]} if r.get("calibration") else {}),
         }
         for r in results
     ]
@@ -106,6 +107,9 @@ def summarise(config, folds, results, class_names, run_dir, seconds, *, final=No
                 "on single recordings (an average training speaker's statistics), as "
                 "infer.py runs it without --same_speaker.",
             }
+        calibration = pooled_calibration(results, class_names)
+        if calibration is not None:
+            metrics["calibration"] = calibration
         fold_uars = [f["uar"] for f in per_fold if f["uar"] is not None]
         fold_was = [f["wa"] for f in per_fold if f["wa"] is not None]
         metrics.update(
@@ -154,3 +158,35 @@ def summarise(config, folds, results, class_names, run_dir, seconds, *, final=No
     # metrics.json, predictions.csv, confusion.png (and the model) together.
     artifacts.commit_results(run_dir)
     return metrics
+
+
+def pooled_calibration(results, class_names):
+    """The expected calibration error over every test utterance, before and
+    after each fold's temperature (fitted on its validation speakers), or
+    None when a fold has none. Per clip: a speaker-normalised model's
+    probabilities from single recordings (``probabilities_per_clip``)."""
+    from speechmodel.calibration import calibration_figures, scale_probabilities
+
+    tested = [r for r in results if r.get("test")]
+    if not tested or not all((r.get("calibration") or {}).get("test") for r in tested):
+        return None
+    index = {c: i for i, c in enumerate(class_names)}
+    before, after, truth = [], [], []
+    for r in tested:
+        for row in r["predictions"]:
+            p = np.asarray(row.get("probabilities_per_clip", row["probabilities"]), np.float64)[None]
+            before.append(p[0])
+            after.append(scale_probabilities(p, r["calibration"]["temperature"])[0])
+            truth.append(index[row["true"]])
+    figures = calibration_figures(np.stack(before), truth, 1.0)
+    scaled = calibration_figures(np.stack(after), truth, 1.0)
+    return {
+        "n": figures["n"],
+        "ece_before": figures["ece_before"], "ece_after": scaled["ece_before"],
+        "nll_before": figures["nll_before"], "nll_after": scaled["nll_before"],
+        "temperatures": [r["calibration"]["temperature"] for r in tested],
+        "definition": "expected calibration error (15 equal-width confidence bins) over every test "
+        "utterance, pooled, before and after temperature scaling with each fold's temperature, "
+        "fitted on that fold's validation speakers (never its test speakers); per clip (as the "
+        "saved model classifies single recordings). The saved models hold their temperature.",
+    }

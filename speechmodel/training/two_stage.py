@@ -235,7 +235,7 @@ def train(
         out[f"{split}_embeddings_cached"] = hit
     out["extract_seconds"] = extract_seconds
 
-    raw_test = tables.get("test")
+    raw = dict(tables)  # Before speaker normalisation.
     normalization = getattr(model, "speaker_normalization", None)
     if normalization is not None:
         # Each speaker standardised with their own statistics (unlabelled);
@@ -283,16 +283,22 @@ def train(
         )
     out["head_seconds_per_epoch"] = timer.median()
     out.update(best_epoch_figures(monitor, training))
+    def per_clip(split):
+        """What the saved model does with one recording of a speaker it
+        has no other recordings of: the average speaker's statistics."""
+        if normalization is None:
+            return tables[split]
+        mean, variance = normalization.statistics()
+        return {p: standardize(a, mean, variance, epsilon=normalization.epsilon) for p, a in raw[split].items()}
+
+    if "val" in tables:  # Per clip, as the saved model runs: for its calibration.
+        out["val_predictions"] = head_predictions(head, per_clip("val"), data["val"][0], batch_size)
     if "test" in tables:
         out["test_predictions"] = head_predictions(head, tables["test"], data["test"][0], batch_size)
         if normalization is not None:
-            # What the saved model does with one recording of a speaker it
-            # has no other recordings of: the average speaker's statistics.
-            mean, variance = normalization.statistics()
-            single = {p: standardize(a, mean, variance, epsilon=normalization.epsilon)
-                      for p, a in raw_test.items()}
-            probabilities, _ = head_predictions(head, single, data["test"][0], batch_size)
+            probabilities, _ = head_predictions(head, per_clip("test"), data["test"][0], batch_size)
             out["per_clip_predicted"] = probabilities.argmax(-1).tolist()
+            out["per_clip_probabilities"] = probabilities
     return out
 
 
