@@ -49,6 +49,7 @@ from .manifest import (
     Utterance,
 )
 from .nemo import load_nemo
+from .emospeech import load_emospeech
 from .protocols import (
     PROTOCOLS,
     Fold,
@@ -100,6 +101,7 @@ __all__ = [
     "load_folder",
     "load_iemocap",
     "load_nemo",
+    "load_emospeech",
     "load_ravdess",
     "load_savee",
     "load_tess",

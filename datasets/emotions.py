@@ -24,6 +24,7 @@ cremad     NEU              HAP     SAD  ANG    FEA      DIS
 iemocap    neu              hap(2)  sad  ang    fea      dis      sur                 fru         exc(2)   oth
 thaiser    neutral          happy   sad  angry                                        frustrated
 nemo       neutral          (3)     (3)  (3)    fear              surprised
+emospeech           calm   happy        angry  fearful
 =========  ========  =====  ======  ===  =====  =======  =======  =========  =======  ==========  =======  =====
 
 (1) TESS "pleasant surprise": files say ``ps``, folders say
@@ -171,6 +172,12 @@ CORPUS_LABELS = {
         "neutral": "neutral",
         "sadness": "sad",
         "surprised": "surprised",
+    },
+    "emospeech": {
+        "calm": "calm",
+        "happy": "happy",
+        "angry": "angry",
+        "fearful": "fearful",
     },
 }
 

@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 GENDERS = ("male", "female")
 
 UNKNOWN_SPEAKER = "unknown"
+# Utterances whose ``extra`` has ("train_only", "yes") only train: their
+# speaker id is shared by several people (see Manifest.train_only_speakers).
+TRAIN_ONLY = "train_only"
 
 CSV_COLUMNS = (
     "path",
@@ -327,6 +330,15 @@ class Manifest:
     def speakers(self):
         """Sorted (numbers numerically) unique speaker ids."""
         return sorted(set(self.speaker_ids()), key=natural_key)
+
+    def train_only_speakers(self):
+        """Sorted speaker ids whose utterances may only train (``extra``
+        ``("train_only", "yes")``): an id that several people share, such as
+        EmoSpeech's ``unknown_user``. The protocols never put them in
+        validation or test."""
+        return sorted(
+            {self.speaker_id(u) for u in self._utterances if u.get(TRAIN_ONLY) == "yes"}, key=natural_key
+        )
 
     def speaker_genders(self):
         """Dict speaker id -> gender, ``None`` when unknown or inconsistent."""

@@ -51,6 +51,10 @@ Protocols (``make_folds(manifest, protocol, ...)``):
     else 5, and may not exceed the speakers of the smallest corpus. All
     emotions are kept (restrict the manifest first to train on fewer).
 
+Speakers that may only train (``Manifest.train_only_speakers``: an id that
+several people share, such as EmoSpeech's ``unknown_user``) are in the
+training set of every fold and never in validation or test.
+
 Coverage: for loso, kfold, multi, holdout and all, ``train + val + test`` is
 the whole manifest; for session, the whole manifest but the exception above;
 for cross and loco, the utterances of the common emotions.
@@ -398,7 +402,10 @@ def make_folds(
         _refuse_unknown(manifest, protocol)
     genders = manifest.speaker_genders()
     table = _indices_by_speaker(manifest)
-    speakers = manifest.speakers()
+    # Speakers that may only train (an id several people share) are never
+    # tested or validated on.
+    train_only = set(manifest.train_only_speakers())
+    speakers = [s for s in manifest.speakers() if s not in train_only]
     splitter = _SpeakerSplitter(manifest, genders, table, seed, val_speakers)
 
     if protocol == "loso":
@@ -437,6 +444,7 @@ class _SpeakerSplitter:
         self.table = table
         self.seed = seed
         self.speakers = manifest.speakers()
+        self.train_only = set(manifest.train_only_speakers())
         self.val_speakers = val_speakers
         # With several corpora, validation speakers are drawn per corpus.
         self.corpus_of = None
@@ -453,6 +461,12 @@ class _SpeakerSplitter:
                 raise ValueError(
                     f"`val_speakers` not in the manifest. Received: {unknown}. "
                     f"Available: {self.speakers}"
+                )
+            shared = [s for s in names if s in self.train_only]
+            if shared:
+                raise ValueError(
+                    f"`val_speakers` {shared} may only train (an id that several people share). "
+                    f"Received: val_speakers={names}"
                 )
             self.val_speakers = [str(s) for s in names]
         elif val_speakers is not None and (
@@ -473,6 +487,9 @@ class _SpeakerSplitter:
         pool = _sorted(pool)
         if not pool:
             raise ValueError(f"Fold {name!r} has no training speaker left.")
+        # Validation is drawn from the speakers that may be held out.
+        only = [s for s in pool if s in self.train_only]
+        pool = [s for s in pool if s not in self.train_only]
         if isinstance(self.val_speakers, list):
             val = [s for s in self.val_speakers if s in set(pool)]
             if len(val) >= len(pool):
@@ -492,7 +509,7 @@ class _SpeakerSplitter:
                     name, by_corpus[corpus], f"{name}:{corpus}", corpus=corpus
                 )
             val = _sorted(val)
-        train = [s for s in pool if s not in set(val)]
+        train = _sorted([s for s in pool if s not in set(val)] + only)
 
         def pick(speakers):
             idx = _gather(self.table, speakers)
@@ -580,8 +597,10 @@ def _multi_folds(manifest, genders, seed, k, grouping, splitter):
         )
     corpora = manifest.corpora()
     by_corpus = {}
+    train_only = set(manifest.train_only_speakers())
     for s, u in zip(manifest.speaker_ids(), manifest):
-        by_corpus.setdefault(u.corpus, set()).add(s)
+        if s not in train_only:  # Never tested.
+            by_corpus.setdefault(u.corpus, set()).add(s)
     by_corpus = {c: _sorted(v) for c, v in by_corpus.items()}
     if k is None:
         k = 6 if "ravdess" in corpora else 5
@@ -627,10 +646,12 @@ def _loco_folds(manifest, splitter):
         )
     keep = [u.emotion in set(shared) for u in manifest]
     ids = manifest.speaker_ids()
+    train_only = set(manifest.train_only_speakers())
     folds = []
     for corpus in corpora:
         test = tuple(
-            i for i, u in enumerate(manifest) if u.corpus == corpus and keep[i]
+            i for i, u in enumerate(manifest)
+            if u.corpus == corpus and keep[i] and ids[i] not in train_only
         )
         pool = {ids[i] for i, u in enumerate(manifest) if u.corpus != corpus and keep[i]}
         folds.append(

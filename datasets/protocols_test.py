@@ -656,3 +656,27 @@ def test_real_ravdess_and_nemo_loco_and_multi():
         assert sum(1 for i in f.test if m[i].corpus == "nemo") == expected
         assert len(_by_corpus(f.val_speakers)["nemo"]) == 2
         assert len(_by_corpus(f.val_speakers)["ravdess"]) == 2
+
+
+@pytest.mark.parametrize("protocol,options", [
+    ("loso", {}), ("kfold", {"k": 3}), ("holdout", {}), ("all", {}), ("multi", {"k": 3}), ("loco", {}),
+])
+def test_train_only_speakers_train_in_every_fold_and_are_never_held_out(protocol, options):
+    pooled = [
+        dataclasses.replace(u, extra=(("train_only", "yes"),))
+        for u in _manifest("emo", ["pool"], ["calm", "angry"], per=3)
+    ]
+    own = _manifest("emo", [f"u{i}" for i in range(6)], ["calm", "angry"])
+    emo = Manifest(list(own) + pooled, name="emo")
+    other = _manifest("ravdess", [f"{i:02d}" for i in range(1, 7)], ["calm", "angry"])
+    manifest = Manifest.concat([emo, other]) if protocol in ("multi", "loco") else emo
+    pool = "emo/pool" if protocol in ("multi", "loco") else "pool"
+    assert manifest.train_only_speakers() == [pool]
+    folds = make_folds(manifest, protocol, **options)
+    assert folds
+    for fold in folds:
+        if protocol != "loco" or fold.name != "loco-emo":
+            assert pool in fold.train_speakers
+        assert pool not in fold.val_speakers + fold.test_speakers
+    if protocol == "loso":
+        assert len(folds) == 6

@@ -29,6 +29,7 @@ from speechmodel.errors import Error, ParameterError
 from .cremad import load_cremad
 from .csv_manifest import load_csv
 from .emodb import load_emodb
+from .emospeech import load_emospeech
 from .folder import load_folder
 from .iemocap import load_iemocap
 from .nemo import load_nemo
@@ -50,6 +51,7 @@ _LOADERS = {
     "iemocap": load_iemocap,
     "thaiser": load_thaiser,
     "nemo": load_nemo,
+    "emospeech": load_emospeech,
     "folder": load_folder,
     "csv": load_csv,
 }

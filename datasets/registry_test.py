@@ -47,7 +47,7 @@ def test_unknown_name_lists_the_corpora_in_registry_order():
     assert str(info.value).endswith("Known corpora: " + ", ".join(registry.corpus_names()))
     with pytest.raises(ValueError, match=r"Received: name=3\b"):
         registry.corpus_name(3)
-    with pytest.raises(ValueError, match=r"Known corpora: ravdess, emodb, tess, savee, cremad, iemocap, thaiser, nemo$"):
+    with pytest.raises(ValueError, match=r"Known corpora: ravdess, emodb, tess, savee, cremad, iemocap, thaiser, nemo, emospeech$"):
         registry.corpus_name("folder", among=registry.load_sources())
 
 

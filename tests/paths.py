@@ -78,3 +78,18 @@ def save_tiny_model(path, class_names, *, seed):
     )
     recognizer.save(path)
     return path
+
+
+EMOSPEECH = Path(
+    os.environ.get("SER_TEST_EMOSPEECH", REPO.parent / "shared" / "data" / "emospeech")
+).resolve()
+
+
+def emospeech_dir():
+    """The real EmoSpeech copy (data.csv + location folders); FileNotFoundError if absent."""
+    if not (EMOSPEECH / "data.csv").is_file():
+        raise FileNotFoundError(
+            f"The real EmoSpeech corpus is expected at {EMOSPEECH} "
+            "(../shared/data/emospeech beside the checkout, or SER_TEST_EMOSPEECH)."
+        )
+    return EMOSPEECH
