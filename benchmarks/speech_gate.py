@@ -14,10 +14,12 @@ in a row, noise passes single frames by chance), and with ``--silero`` the
 seconds Silero VAD calls speech (probability >= 0.5), and the time each
 takes per clip.
 
-The gate (``speechmodel.signal.has_speech``) is chosen from these: the
-statistic and threshold that put every generated non-periodic signal below
-and every RAVDESS clip above, with the widest margin (in a factor) between
-the largest noise value and the smallest speech value.
+The gate (``speechmodel.signal.has_speech``: ``MIN_VOICED_RUN``,
+``MIN_VOICED_SECONDS``) was chosen from these: among the statistics that
+put every generated non-periodic signal below every RAVDESS clip, the one
+whose least voiced RAVDESS clip is highest, with the threshold at half of
+that clip's value. The table reports how the gate as configured calls
+every clip and signal.
 
 Writes benchmarks/results/speech_gate.json and .md.
 """

@@ -27,12 +27,15 @@ import numpy as np
 VOICING_THRESHOLD = 0.4
 VOICING_FLOOR_DB = -80.0
 # No speech: fewer than MIN_VOICED_SECONDS voiced in runs of at least
-# MIN_VOICED_RUN consecutive voiced frames (a vowel voices several frames
-# in a row; silence and steady noise pass single frames by chance). Chosen
-# on the 1440 RAVDESS clips against generated silence and noise
-# (benchmarks/speech_gate.py, benchmarks/results/speech_gate.md).
-MIN_VOICED_RUN = 3
-MIN_VOICED_SECONDS = 0.2
+# MIN_VOICED_RUN consecutive voiced frames. Chosen on the 1440 RAVDESS clips
+# against generated silence, dither and white, pink and brown noise of 3 s
+# and 60 s (benchmarks/speech_gate.py, benchmarks/results/speech_gate.md):
+# every noise had 0 voiced frames, the least voiced RAVDESS clip 0.20 s
+# (5 frames), with runs of any length (longer runs only lower the speech
+# side); the threshold is half of that. Steady periodic sounds (mains hum)
+# are voiced and pass.
+MIN_VOICED_RUN = 1
+MIN_VOICED_SECONDS = 0.1
 # At most this many spectrogram columns are kept for the plot of a long file.
 PLOT_COLUMNS = 3000
 
@@ -183,15 +186,25 @@ class VoicedRuns:
         self._run = 0  # Length of the current run.
 
     def add(self, voiced):
-        for v in np.asarray(voiced, bool).tolist():
-            if v:
-                self._run += 1
-                if self._run == self.min_run:
-                    self.frames += self.min_run
-                elif self._run > self.min_run:
-                    self.frames += 1
-            else:
-                self._run = 0
+        voiced = np.asarray(voiced, bool).reshape(-1)
+        if not voiced.size:
+            return self
+        edges = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        lengths = ends - starts
+        if len(lengths) and starts[0] == 0 and self._run:
+            # The first run continues the one the last piece ended with.
+            before = self._run if self._run >= self.min_run else 0
+            joined = self._run + lengths[0]
+            self.frames += (joined if joined >= self.min_run else 0) - before
+            lengths, carried = lengths[1:], joined
+        else:
+            carried = None
+        self.frames += int(lengths[lengths >= self.min_run].sum())
+        if voiced[-1]:
+            self._run = carried if carried is not None and not len(lengths) else int(ends[-1] - starts[-1])
+        else:
+            self._run = 0
         return self
 
     @property
