@@ -32,7 +32,7 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
     from speechmodel.pipeline import EpochCounter, FailureLog, make_dataset
     from speechmodel.training.callbacks import EpochTimer, best_epoch_figures, fit_callbacks, quiet_fit
     from speechmodel.training.optimizers import make_loss, make_optimizer
-    from speechmodel.training.uar_metric import UnweightedAverageRecall
+    from speechmodel.training.uar_metric import SparseAccuracy, UnweightedAverageRecall
 
     start = time.time()
     training = config["training"]
@@ -75,9 +75,9 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
                 raise RunError(f"Cannot build model {name!r}: {exc}") from None
         model.compile(
             optimizer=make_optimizer(training, learning_rate),
-            loss=make_loss(training, one_hot=mixup is not None),
+            loss=make_loss(training, one_hot=mixup is not None, label_sets=data.get("label_sets")),
             metrics=[
-                "accuracy" if mixup is None else "categorical_accuracy",
+                SparseAccuracy(len(class_names)) if mixup is None else "categorical_accuracy",
                 UnweightedAverageRecall(len(class_names)),
             ],
         )

@@ -41,6 +41,7 @@ DEFAULTS = {
         "optimizer": "adam",
         "weight_decay": 0.0,
         "label_smoothing": 0.0,
+        "partial_labels": False,
         "patience": 10,
         "reduce_lr_patience": 4,
         "min_learning_rate": 1e-5,

@@ -210,14 +210,30 @@ def fold_data(manifest, test_manifest, fold, class_names, config):
     balance = datasets_module("balance")
     labels = manifest.label_indices(class_names)
     train = np.asarray(fold.train, dtype=np.int64)
+    corpora = manifest.corpora()
+    corpus_index = np.array([corpora.index(u.corpus) for u in manifest], np.int64)
     if config["training"]["balance"] == "oversample":
+        # Several corpora: every (corpus, emotion) as often as the largest.
+        cells = labels[train] + len(class_names) * corpus_index[train]
         train = np.asarray(
-            balance.oversample(train, labels[train], seed=config["training"]["seed"]), dtype=np.int64
+            balance.oversample(train, cells, seed=config["training"]["seed"]), dtype=np.int64
         )
+    train_labels = labels[train]
+    label_sets = None
+    if config["training"].get("partial_labels"):
+        # Each clip's loss covers the emotions of its corpus only.
+        from speechmodel.training.optimizers import encode_partial_labels
+
+        has = {corpus: set() for corpus in corpora}
+        for u in manifest:
+            has[u.corpus].add(u.emotion)
+        label_sets = [[int(c in has[corpus]) for c in class_names] for corpus in corpora]
+        train_labels = encode_partial_labels(train_labels, corpus_index[train], len(class_names))
     paths = [u.path for u in manifest]
     test_labels = test_manifest.label_indices(class_names) if len(fold.test) else np.zeros(0, np.int64)
     return {
-        "train": ([paths[i] for i in train], labels[train]),
+        "train": ([paths[i] for i in train], train_labels),
+        "label_sets": label_sets,
         "val": ([paths[i] for i in fold.val], labels[list(fold.val)]),
         "test": ([test_manifest[i].path for i in fold.test], test_labels[list(fold.test)]),
         "test_utterances": [test_manifest[i] for i in fold.test],
@@ -274,6 +290,7 @@ def fold_result(fold, data, class_names, test_probabilities, test_rows_index, ex
             result["predictions"].append(
                 {
                     "file": u.path,
+                    "corpus": u.corpus,
                     "speaker": u.speaker,
                     "fold": fold.name,
                     "true": class_names[truth[k]],

@@ -26,3 +26,50 @@ def test_smoothed_sparse_loss_equals_the_one_hot_loss():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
     model.compile("adam", make_loss({"label_smoothing": 0.2}))
     model.fit(np.zeros((4, 2)), np.array([0, 1, 2, 1]), epochs=1, verbose=0)
+
+
+def test_partial_labels_never_touch_the_classes_a_corpus_lacks():
+    """Two corpora: A has the 4 classes, B only classes 0 and 2. A clip of
+    B gets no gradient on the logits (nor on the output weights) of
+    classes 1 and 3; a clip of A does."""
+    import tensorflow as tf
+
+    from speechmodel.training.optimizers import PartialLabelCrossentropy, encode_partial_labels
+
+    label_sets = [[1, 1, 1, 1], [1, 0, 1, 0]]
+    loss = make_loss({"label_smoothing": 0.1}, label_sets=label_sets)
+    assert isinstance(loss, PartialLabelCrossentropy)
+    codes = encode_partial_labels([2, 2], [0, 1], 4)
+    assert codes.tolist() == [2, 6]
+    logits = tf.Variable(np.random.default_rng(0).normal(size=(2, 4)).astype("float32"))
+    with tf.GradientTape() as tape:
+        value = loss(codes, tf.nn.softmax(logits))
+    grad = tape.gradient(value, logits).numpy()
+    assert np.all(np.abs(grad[0]) > 1e-3)  # corpus A: every class
+    # Corpus B: never 1 and 3 (from probabilities, up to float32 rounding:
+    # the softmax's shift cancels; on logits exactly 0).
+    np.testing.assert_allclose(grad[1, [1, 3]], 0.0, atol=1e-7)
+    assert np.all(np.abs(grad[1, [0, 2]]) > 1e-3)
+    with tf.GradientTape() as tape:
+        on_logits = PartialLabelCrossentropy(label_sets, from_logits=True)(codes, logits)
+    np.testing.assert_array_equal(tape.gradient(on_logits, logits).numpy()[1, [1, 3]], 0.0)
+    # The value: cross-entropy of the softmax over {0, 2}, smoothed over it.
+    z = logits.numpy()[1, [0, 2]]
+    log_q = z - np.log(np.exp(z).sum())
+    expected_b = -(0.95 * log_q[1] + 0.05 * log_q[0])
+    p = tf.nn.softmax(logits).numpy()[0]
+    expected_a = -(0.925 * np.log(p[2]) + 0.025 * np.log(p).sum() - 0.025 * np.log(p[2]))
+    np.testing.assert_allclose(float(value), (expected_a + expected_b) / 2, rtol=1e-4)
+
+    # Trained end to end: B's clips leave the output weights of 1 and 3 alone.
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.5), loss)
+    before = model.layers[-1].kernel.numpy().copy()
+    x = np.random.default_rng(2).normal(size=(8, 3)).astype("float32")
+    model.fit(x, encode_partial_labels([0, 2] * 4, [1] * 8, 4), epochs=2, batch_size=4, verbose=0)
+    after = model.layers[-1].kernel.numpy()
+    np.testing.assert_allclose(after[:, [1, 3]], before[:, [1, 3]], atol=1e-6)
+    assert np.abs(after[:, [0, 2]] - before[:, [0, 2]]).max() > 1e-2
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert again.label_sets == label_sets and again.label_smoothing == 0.1

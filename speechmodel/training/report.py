@@ -71,6 +71,8 @@ def row(run_dir):
         # temperature (fitted on its validation speakers).
         "ece_before": (metrics.get("calibration") or {}).get("ece_before"),
         "ece_after": (metrics.get("calibration") or {}).get("ece_after"),
+        # A run over several corpora: the figures of each.
+        "per_corpus": metrics.get("per_corpus"),
     }
 
 
@@ -119,6 +121,13 @@ def markdown(rows):
                 f"| the same model, per clip (an average training speaker's statistics) | "
                 f"{r['dataset']} | {r['protocol']}{flag} | {r['folds']} | {pct(r['per_clip_uar'])} | "
                 f"{pct(r['per_clip_wa'])} | | | | {'' if r['n'] is None else r['n']} | |"
+            )
+        for corpus, c in sorted((r.get("per_corpus") or {}).items()):
+            per_clip = "" if c.get("per_clip_uar") is None else (
+                f" (per clip {pct(c['per_clip_uar'])} / {pct(c['per_clip_wa'])})")
+            lines.append(
+                f"| the same model on its {corpus} test clips{per_clip} | {corpus} | "
+                f"{r['protocol']}{flag} | {r['folds']} | {pct(c['uar'])} | {pct(c['wa'])} | | | | {c['n']} | |"
             )
         if r.get("ece_before") is not None:
             lines.append(

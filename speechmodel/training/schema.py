@@ -124,6 +124,7 @@ SCHEMA = {
     "training.optimizer": _one_of(OPTIMIZERS),
     "training.weight_decay": _number(0),
     "training.label_smoothing": _number(0, 1),
+    "training.partial_labels": _BOOL,
     "training.patience": _whole(0),
     "training.reduce_lr_patience": _whole(0),
     "training.min_learning_rate": _number(0),
@@ -250,6 +251,7 @@ def validate(config, *, deep=True):
         except ValueError as exc:
             raise ConfigError(f"training.augment: {exc}") from None
     _validate_front_end(config)
+    _validate_partial_labels(config)
 
 
 def _validate_dataset(config):
@@ -363,6 +365,20 @@ def _validate_model(config, features):
                 f"features.n_mels, 3 channels = {derived}); leave it out. "
                 f"Received: segment_shape={list(model['segment_shape'])!r}"
             )
+
+
+def _validate_partial_labels(config):
+    training = config["training"]
+    mode = training["mode"]
+    if training.get("partial_labels") and (
+        training["balance"] == "class_weights" or mode == "two_stage" or "mixup" in (training["augment"] or {})
+    ):
+        raise ConfigError(
+            "training.partial_labels (each clip's loss over its corpus' emotions only) trains the "
+            "model or its head on class indices: it takes no class weights (use --balance "
+            "oversample), no mixup and no two_stage CNN stage. Received: "
+            f"mode={mode!r}, balance={training['balance']!r}, augment={training['augment']!r}"
+        )
 
 
 def _validate_front_end(config):

@@ -107,6 +107,9 @@ def summarise(config, folds, results, class_names, run_dir, seconds, *, final=No
                 "on single recordings (an average training speaker's statistics), as "
                 "infer.py runs it without --same_speaker.",
             }
+        corpora = sorted({r.get("corpus") for r in rows} - {None})
+        if len(corpora) > 1:
+            metrics["per_corpus"] = per_corpus(rows, class_names, corpora)
         calibration = pooled_calibration(results, class_names)
         if calibration is not None:
             metrics["calibration"] = calibration
@@ -190,3 +193,21 @@ def pooled_calibration(results, class_names):
         "fitted on that fold's validation speakers (never its test speakers); per clip (as the "
         "saved model classifies single recordings). The saved models hold their temperature.",
     }
+
+
+def per_corpus(rows, class_names, corpora):
+    """``{corpus: {"uar", "wa", "n"[, "per_clip_uar", "per_clip_wa"]}}``:
+    the pooled test predictions of each corpus of a run over several (UAR
+    over the classes that corpus has in its test clips)."""
+    index = {c: i for i, c in enumerate(class_names)}
+    out = {}
+    for corpus in corpora:
+        own = [r for r in rows if r.get("corpus") == corpus]
+        truth = [index[r["true"]] for r in own]
+        figures = compute_metrics(truth, [index[r["predicted"]] for r in own], class_names=class_names)
+        entry = {"uar": figures["uar"], "wa": figures["wa"], "n": figures["n"]}
+        if all("predicted_per_clip" in r for r in own):
+            single = compute_metrics(truth, [index[r["predicted_per_clip"]] for r in own], class_names=class_names)
+            entry.update(per_clip_uar=single["uar"], per_clip_wa=single["wa"])
+        out[corpus] = entry
+    return out

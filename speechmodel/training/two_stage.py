@@ -143,7 +143,7 @@ def train(
         quiet_fit,
     )
     from speechmodel.progress import Reporter
-    from speechmodel.training.uar_metric import UnweightedAverageRecall
+    from speechmodel.training.uar_metric import SparseAccuracy, UnweightedAverageRecall
 
     training = config["training"]
     features = FeatureConfig.from_dict(config["features"])
@@ -271,8 +271,8 @@ def train(
     with strategy.scope():
         head.compile(
             optimizer=make_optimizer(training, learning_rate),
-            loss=make_loss(training),
-            metrics=["accuracy", UnweightedAverageRecall(len(class_names))],
+            loss=make_loss(training, label_sets=data.get("label_sets")),
+            metrics=[SparseAccuracy(len(class_names)), UnweightedAverageRecall(len(class_names))],
         )
     timer = EpochTimer()
     report = progress.fit(f"{stage2} head", training["epochs"], key=(key, "head"))

@@ -41,7 +41,9 @@ class UnweightedAverageRecall(keras.metrics.Metric):
         y_true = ops.convert_to_tensor(y_true)
         if len(y_true.shape) == len(y_pred.shape) + 1:
             y_true = ops.argmax(y_true, axis=-1)
-        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        # Partial labels carry their label set above num_classes
+        # (``optimizers.encode_partial_labels``): the class is the remainder.
+        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,)) % self.num_classes
         y_pred = ops.reshape(ops.cast(y_pred, "int32"), (-1,))
         truth = ops.one_hot(y_true, self.num_classes, dtype="float32")
         guess = ops.one_hot(y_pred, self.num_classes, dtype="float32")
@@ -55,6 +57,23 @@ class UnweightedAverageRecall(keras.metrics.Metric):
 
     def reset_state(self):
         self.confusion.assign(ops.zeros((self.num_classes, self.num_classes), dtype="float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="speechmodel")
+class SparseAccuracy(keras.metrics.SparseCategoricalAccuracy):
+    """``accuracy`` on class indices, partial labels included (the class of
+    ``label + C * set`` is its remainder modulo ``num_classes``)."""
+
+    def __init__(self, num_classes, name="accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes = int(num_classes)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(ops.convert_to_tensor(y_true), "int32") % self.num_classes
+        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
