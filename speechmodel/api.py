@@ -9,6 +9,7 @@
     p = rec.classify(samples, sample_rate=44100)   # a NumPy array, any rate, mono or channels
     p = rec.classify(open("c.ogg", "rb"))          # bytes or a binary file object
     t = rec.classify("meeting.flac", window=4, hop=2).timeline
+    p = rec.classify("clip.wav", min_confidence=0.6)   # p.label "uncertain" below 0.6
     e = rec.embed("clip.wav")                      # utterance embedding (NumPy)
     e, segments = rec.embed("clip.wav", segments=True)
 

@@ -247,3 +247,15 @@ def test_the_default_model():
     assert p.label in rec.class_names
     utterance, segments = rec.embed(CLIPS[0], segments=True)
     assert segments.shape[1:] == utterance.shape
+
+
+def test_classify_min_confidence_labels_uncertain_and_keeps_the_probabilities(rec):
+    plain = rec.classify(CLIPS[1])
+    unsure = rec.classify(CLIPS[1], min_confidence=min(1.0, plain.confidence + 1e-3))
+    assert unsure.label == "uncertain" and unsure.probabilities == plain.probabilities
+    assert unsure.prediction.emotion == plain.label
+    assert unsure.to_dict()["label"] == "uncertain"
+    silent = rec.classify(np.zeros(48000, np.float32), sample_rate=16000)
+    assert silent.label == "no speech"
+    with pytest.raises(ValueError, match="min_confidence"):
+        rec.classify(CLIPS[1], min_confidence=-0.1)

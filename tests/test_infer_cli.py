@@ -175,3 +175,19 @@ def test_help_and_usage_errors(tmp_path):
         result = infer(*args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and result.stdout == ""
+
+
+def test_min_confidence_and_no_speech_in_the_output(model, tmp_path):
+    clip = ravdess_files("Actor_05/*.wav")[1]
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(60 * 16000, np.int16), 16000)
+    result = infer("--model", model, "--format", "json", "--min_confidence", "1", clip, silence)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["settings"]["min_confidence"] == 1.0
+    assert [r["label"] for r in payload["results"]] == ["uncertain", "no speech"]
+    assert all(r["probabilities"] for r in payload["results"])
+    table = infer("--model", model, "--min_confidence", "0.0", clip, silence)
+    assert table.returncode == 0 and "no speech" in table.stdout and "uncertain" not in table.stdout
+    bad = infer("--model", model, "--min_confidence", "2", clip)
+    assert bad.returncode == 2 and "--min_confidence must be a probability" in bad.stderr

@@ -150,6 +150,26 @@ def test_long_audio_as_a_raw_body_in_windows_and_utterances(client, reference, t
         assert got["probabilities"][c] == pytest.approx(want["probabilities"][c], abs=PROB_TOL)
 
 
+def test_min_confidence_marks_uncertain_and_silence_is_no_speech(client, reference, tmp_path):
+    clip = ravdess_files("Actor_05/*.wav")[0]
+    plain = post_file(client, clip).json()["results"][0]
+    above = plain["confidence"] + 1e-3
+    unsure = post_file(client, clip, min_confidence=above)
+    assert unsure.status_code == 200, unsure.text
+    result = unsure.json()["results"][0]
+    assert result["label"] == "uncertain" and result["probabilities"] == plain["probabilities"]
+    assert unsure.json()["settings"]["min_confidence"] == pytest.approx(above)
+    assert post_file(client, clip, min_confidence=0).json()["results"][0]["label"] == plain["label"]
+    assert_error(post_file(client, clip, min_confidence=1.5), 400, "min_confidence")
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(3 * 16000, np.float32), 16000)
+    answer = post_file(client, silence).json()["results"][0]
+    expected = reference([silence])["results"][0]
+    assert answer["label"] == expected["label"] == "no speech"
+    for name, p in expected["probabilities"].items():
+        assert answer["probabilities"][name] == pytest.approx(p, abs=PROB_TOL)
+
+
 def test_bad_parameters_and_forms_are_400(client, model):
     clip = ravdess_files("Actor_13/*.wav")[0]
     for fields, words in (
@@ -257,3 +277,4 @@ def test_stopping_removes_the_temporary_directory(server):
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
     assert os.listdir(tmp) == [] and os.listdir(work / "cwd") == []
+
