@@ -19,10 +19,12 @@ SHARED = REPO.parent / "shared"
 RAVDESS = Path(os.environ.get("SER_TEST_RAVDESS", SHARED / "data" / "ravdess")).resolve()
 NEMO = Path(os.environ.get("SER_TEST_NEMO", SHARED / "data" / "nemo")).resolve()
 WEIGHTS = Path(os.environ.get("SER_TEST_WEIGHTS", SHARED / "weights")).resolve()
+EMOSPEECH = Path(os.environ.get("SER_TEST_EMOSPEECH", SHARED / "data" / "emospeech")).resolve()
 
 _WHERE = {
     RAVDESS: "the real RAVDESS corpus (../shared/data/ravdess beside the checkout, or SER_TEST_RAVDESS)",
     NEMO: "the real nEMO corpus (../shared/data/nemo beside the checkout, or SER_TEST_NEMO)",
+    EMOSPEECH: "the real EmoSpeech corpus (../shared/data/emospeech beside the checkout, or SER_TEST_EMOSPEECH)",
     WEIGHTS: "the ImageNet AlexNet weights (../shared/weights beside the checkout, or SER_TEST_WEIGHTS)",
 }
 
@@ -80,16 +82,7 @@ def save_tiny_model(path, class_names, *, seed):
     return path
 
 
-EMOSPEECH = Path(
-    os.environ.get("SER_TEST_EMOSPEECH", REPO.parent / "shared" / "data" / "emospeech")
-).resolve()
-
-
 def emospeech_dir():
-    """The real EmoSpeech copy (data.csv + location folders); FileNotFoundError if absent."""
-    if not (EMOSPEECH / "data.csv").is_file():
-        raise FileNotFoundError(
-            f"The real EmoSpeech corpus is expected at {EMOSPEECH} "
-            "(../shared/data/emospeech beside the checkout, or SER_TEST_EMOSPEECH)."
-        )
+    """The real EmoSpeech copy (data.csv + location folders); skips the test if absent."""
+    require(EMOSPEECH / "data.csv", _WHERE[EMOSPEECH])
     return EMOSPEECH

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.paths import NEMO, RAVDESS, REPO, ravdess_files, require
+from tests.paths import EMOSPEECH, NEMO, RAVDESS, REPO, ravdess_files, require
 
 # slow: runs every documented command as a user types it (left out by -m "not slow").
 pytestmark = pytest.mark.slow
@@ -76,6 +76,9 @@ def checkout(tmp_path_factory):
         os.symlink(REPO / name, root / name)
     (root / "data").mkdir()
     os.symlink(RAVDESS, root / "data" / "ravdess")
+    os.symlink(NEMO, root / "data" / "nemo")
+    if EMOSPEECH.exists():
+        os.symlink(EMOSPEECH, root / "data" / "emospeech")
     os.symlink(RAVDESS, root / "A")
     os.symlink(NEMO, root / "B")
     clips = ravdess_files("Actor_24/*.wav")
