@@ -121,10 +121,14 @@ def cross_validated(run, batch_size):
                       "nll_before": figures["nll_before"], "nll_after": after["nll_before"],
                       "accuracy": float((raw.argmax(1) == truth).mean())}
         pooled[split] = (raw, scaled, truth)
-    threshold, coverage, accuracy = confidence_threshold(pooled["val"][1], pooled["val"][2], accuracy=TARGET_ACCURACY)
-    out["threshold"] = {"target_accuracy": TARGET_ACCURACY, "min_confidence": threshold,
-                        "val_coverage": coverage, "val_accuracy": accuracy,
-                        "test": None if threshold is None else threshold_figures(pooled["test"][1], pooled["test"][2], threshold)}
+    for key, column in (("threshold", 1), ("threshold_uncalibrated", 0)):
+        threshold, coverage, accuracy = confidence_threshold(
+            pooled["val"][column], pooled["val"][2], accuracy=TARGET_ACCURACY
+        )
+        out[key] = {"target_accuracy": TARGET_ACCURACY, "min_confidence": threshold,
+                    "val_coverage": coverage, "val_accuracy": accuracy,
+                    "test": None if threshold is None else threshold_figures(
+                        pooled["test"][column], pooled["test"][2], threshold)}
     return out
 
 
@@ -209,12 +213,15 @@ def markdown(out, command):
         lines.append(f"| pooled ({t['n']} test clips) | | **{pct(t['ece_before'])}** | **{pct(t['ece_after'])}** | "
                      f"{t['nll_before']:.4f} | {t['nll_after']:.4f} | {pct(out['val']['ece_before'])} | "
                      f"{pct(out['val']['ece_after'])} |")
-        th = out["threshold"]
-        lines += ["", f"Right {100 * th['target_accuracy']:.0f} % of the time on the validation speakers (calibrated, "
-                  f"pooled): `--min_confidence {th['min_confidence']:.3f}` (coverage {pct(th['val_coverage'])} %); on the "
-                  f"test speakers it keeps {pct((th['test'] or {}).get('coverage'))} % of the clips, right "
-                  f"{pct((th['test'] or {}).get('accuracy'))} % of the time (test accuracy of all clips "
-                  f"{pct(t['accuracy'])} %)."]
+        lines.append("")
+        for key, what in (("threshold", "with each fold's temperature"), ("threshold_uncalibrated", "without it")):
+            th = out[key]
+            lines.append(
+                f"Right {100 * th['target_accuracy']:.0f} % of the time on the validation speakers ({what}, "
+                f"pooled): `--min_confidence {th['min_confidence']:.3f}` (coverage {pct(th['val_coverage'])} %); on "
+                f"the test speakers it keeps {pct((th['test'] or {}).get('coverage'))} % of the clips, right "
+                f"{pct((th['test'] or {}).get('accuracy'))} % of the time (test accuracy of all clips "
+                f"{pct(t['accuracy'])} %).")
     else:
         th = out["threshold"]
         lines = [

@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory):
         "model": {"name": "speechmodel", "backbone": "whisper_base", "speaker_normalization": True,
                   "lstm_units": 4, "attention_units": 4, "dense_units": [4]},
         "training": {"mode": "frozen", "epochs": 2, "batch_size": 4, "patience": 0,
-                     "final_model": False},
+                     "final_model": False, "calibrate": True},
         "output_dir": str(out),
     }
     from speechmodel.training.runner import run_experiment

@@ -210,8 +210,9 @@ def digest(config):
     training.pop("final_model", None)
     if training.get("init_from", 0) is None:
         training.pop("init_from")
-    if training.get("partial_labels", None) is False:
-        training.pop("partial_labels")
+    for key in ("partial_labels", "calibrate"):
+        if training.get(key, None) is False:
+            training.pop(key)
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 

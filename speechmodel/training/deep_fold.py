@@ -151,14 +151,17 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
     elif len(fold.test):
         probabilities, kept = predict("test", "test speakers")
     # Calibration: one temperature, fitted on the validation speakers (as
-    # the saved model classifies single recordings), kept in the model.
+    # the saved model classifies single recordings), its figures reported;
+    # kept in the model with training.calibrate.
     validation = extra.pop("val_predictions", None)
     if validation is None and len(fold.val):
         validation = predict("val", "validation speakers")
     extra["calibration"] = _calibration(validation, data["val"][1])
+    if extra["calibration"] is not None:
+        extra["calibration"]["stored"] = bool(training.get("calibrate"))
     recognizer = EmotionRecognizer(
         model, feature_config=features.to_dict(), class_names=class_names,
-        temperature=(extra["calibration"] or {}).get("temperature"),
+        temperature=(extra["calibration"] or {}).get("temperature") if training.get("calibrate") else None,
     )
     _save_keras(recognizer, artifacts.staged(fold_dir, "model.keras"))
     extra["failed_files"] = [list(f) for f in failures.failures]

@@ -42,6 +42,7 @@ DEFAULTS = {
         "weight_decay": 0.0,
         "label_smoothing": 0.0,
         "partial_labels": False,
+        "calibrate": False,
         "patience": 10,
         "reduce_lr_patience": 4,
         "min_learning_rate": 1e-5,

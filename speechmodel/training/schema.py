@@ -125,6 +125,7 @@ SCHEMA = {
     "training.weight_decay": _number(0),
     "training.label_smoothing": _number(0, 1),
     "training.partial_labels": _BOOL,
+    "training.calibrate": _BOOL,
     "training.patience": _whole(0),
     "training.reduce_lr_patience": _whole(0),
     "training.min_learning_rate": _number(0),

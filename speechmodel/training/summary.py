@@ -191,7 +191,9 @@ def pooled_calibration(results, class_names):
         "definition": "expected calibration error (15 equal-width confidence bins) over every test "
         "utterance, pooled, before and after temperature scaling with each fold's temperature, "
         "fitted on that fold's validation speakers (never its test speakers); per clip (as the "
-        "saved model classifies single recordings). The saved models hold their temperature.",
+        "saved model classifies single recordings). The saved models hold their temperature "
+        "only with training.calibrate (stored).",
+        "stored": all(r["calibration"].get("stored") for r in tested),
     }
 
 
