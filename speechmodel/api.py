@@ -324,9 +324,8 @@ class Recognizer:
             min_confidence: a probability: a result whose confidence is
                 below it gets the label ``"uncertain"`` (its probabilities
                 are kept; ``prediction.emotion`` is the most probable
-                one). The model card gives the value at which the model
-                is right 90 % of the time on its validation speakers.
-                Whatever it is, audio without speech gets ``"no speech"``.
+                one). The model card gives a threshold measured on
+                validation speakers. Whatever it is, audio without speech gets ``"no speech"``.
 
         Returns:
             A ``Classification`` for one input; for a list, one result per

@@ -111,8 +111,7 @@ class Predictor:
             a few recordings then help instead of hurting.
         min_confidence: None, or a probability in [0, 1]: results whose
             confidence is below it are labelled ``uncertain`` (the model
-            card gives the threshold at which the model is right 90 % of
-            the time on its validation speakers).
+            card gives a threshold measured on validation speakers).
 
     Raises:
         ValueError: an option is out of range, or attention is asked of a
