@@ -7,11 +7,15 @@ import os
 
 import pytest
 
-from tests.paths import RAVDESS, nemo_dir
+from tests.paths import RAVDESS, nemo_dir, require
+
+# slow: trains a two-corpus Whisper run (left out by -m "not slow").
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
+    require(RAVDESS)
     ravdess = tmp_path_factory.mktemp("ravdess")
     for actor in ("01", "02", "03", "04"):
         (ravdess / f"Actor_{actor}").mkdir()
