@@ -1,34 +1,33 @@
-"""Inference speed: real-time factor over RAVDESS and infer.py start-up.
+"""Inference speed of each runtime, side by side: Keras float32, ONNX
+float32, ONNX int8.
 
     python benchmarks/infer.py [--model default|fast|M.keras] [--data-dir DIR] [--limit N]
-    python benchmarks/infer.py --untrained configs/ravdess.json --limit 100
+    python benchmarks/infer.py --model fast --runtimes keras,onnx
     python benchmarks/infer.py --same-speaker --limit 480
+    python benchmarks/infer.py --untrained configs/ravdess.json --limit 100
 
-Measures, with the shipped default model (``speechmodel.presets``) or
---model (``fast``, a file):
+For each runtime (``--runtimes``, default ``keras,onnx,onnx-int8``), as a
+user runs it, each command a fresh process:
 
-- the real-time factor of ``speechmodel.inference.Predictor.predict`` over
-  the RAVDESS files: seconds of audio analysed per wall-clock second
-  (decoding, features, model; the model loaded beforehand, one warm-up
-  pass over a few files first), the median of --repeats full passes;
-  also the CPU seconds of the process (all threads) per pass, whose ratio
-  to the audio duration depends little on what else the machine runs
-  (the wall-clock factor does: check ``load_average`` in the results);
-- the start-up cost of ``python infer.py FILE``: the wall time of the whole
-  command on one file (interpreter, imports, model loading, one
-  prediction), the median of 3 subprocess runs.
+- start to end of ``python infer.py FILE --runtime R [--precision int8]``
+  on one RAVDESS clip: the wall time of the whole command (interpreter,
+  imports, model loading, one prediction), the median of
+  ``--startup-repeats`` (5) runs, and its peak resident memory;
+- the real-time factor over the RAVDESS files (all 1440, or ``--limit``):
+  seconds of audio per wall-clock second of ``python infer.py --list
+  FILES --format csv --output ...``, start-up included (the median of
+  ``--repeats`` runs), with its CPU seconds (all threads) and peak memory.
 
-``--same-speaker`` measures ``infer.py --same_speaker`` instead: each pass is
-one same-speaker call over the files (``Predictor(same_speaker=True)``; the
-speaker normalisation takes the statistics of all of them), and the
-start-up runs pass ``--same_speaker`` too; the results go to
-``infer_same_speaker.json`` unless --output is given.
-
-``--untrained CONFIG`` measures, before a trained model exists, an untrained
-model of the architecture a training config describes (random weights: the
-same computation and cost). Writes benchmarks/results/infer.json (or
---output). The goals on the 2-core build machine: >= 30x real time for the
-default model (a Whisper-base encoder per clip), >= 300x for ``fast``.
+One uncounted run of each command comes first: it converts the model to
+ONNX into the cache if it is not there yet (once per model) and warms the
+file cache. ``--same-speaker`` passes ``--same_speaker`` to every command
+(results in ``infer_same_speaker.json`` unless --output is given).
+``--untrained CONFIG`` measures an untrained model of the architecture a
+training config describes (random weights: the same computation and
+cost). Writes benchmarks/results/infer.json (or --output). The goals on
+the 2-core machine (issue 22): ``infer.py one.wav`` with the default model
+in at most 2 s and 500 MB; >= 150x real time for the default model,
+>= 500x for ``fast``.
 """
 
 import argparse
@@ -43,9 +42,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import REPO, machine, ravdess_dir, ravdess_files, timed, write_json  # noqa: E402
+from benchmarks.common import REPO, machine, ravdess_dir, ravdess_files, write_json  # noqa: E402
 
-GOALS = {"default": 30.0, "fast": 300.0}
+GOALS = {"default": 150.0, "fast": 500.0}
+STARTUP_GOAL_SECONDS = 2.0
+MEMORY_GOAL_MIB = 500.0
+RUNTIMES = {
+    "keras": ["--runtime", "keras"],
+    "onnx": ["--runtime", "onnx"],
+    "onnx-int8": ["--runtime", "onnx", "--precision", "int8"],
+}
 
 
 def untrained_model(config_path, directory):
@@ -70,19 +76,45 @@ def untrained_model(config_path, directory):
     return path
 
 
-def startup_runs(model_path, audio_file, repeats=3, extra=()):
-    """Wall seconds of ``python infer.py FILE --model M [extra]`` (each run)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, str(REPO / "infer.py"), audio_file, "--model", model_path, *extra],
-            capture_output=True, text=True, cwd=REPO,
-        )
-        times.append(time.perf_counter() - start)
-        if result.returncode != 0:
-            raise SystemExit(f"infer.py failed ({result.returncode}):\n{result.stderr}")
-    return times
+def run_command(args):
+    """Runs ``python infer.py ARGS``: (wall seconds, CPU seconds of the
+    process and its threads, peak resident memory in MiB)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "infer.py"), *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+    )
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"infer.py {' '.join(args)} failed ({process.returncode}):\n{stderr.decode()[-3000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def measure(runtime_args, model_path, one_file, list_file, audio_seconds, args, extra):
+    common = ["--model", model_path, *runtime_args, *extra]
+    run_command([one_file, *common])  # Uncounted: builds the ONNX cache once, warms the file cache.
+    startup = [run_command([one_file, *common]) for _ in range(args.startup_repeats)]
+    with tempfile.TemporaryDirectory() as tmp:
+        output = os.path.join(tmp, "out.csv")
+        folder = [
+            run_command(["--list", list_file, "--format", "csv", "--output", output,
+                         "--batch_size", str(args.batch_size), *common])
+            for _ in range(args.repeats)
+        ]
+    wall = statistics.median(r[0] for r in folder)
+    return {
+        "one_file_seconds_median": statistics.median(r[0] for r in startup),
+        "one_file_seconds": [round(r[0], 3) for r in startup],
+        "one_file_peak_mib": max(r[2] for r in startup),
+        "folder_wall_seconds": [round(r[0], 2) for r in folder],
+        "folder_cpu_seconds": [round(r[1], 2) for r in folder],
+        "real_time_factor": audio_seconds / wall,
+        "audio_seconds_per_cpu_second": audio_seconds / statistics.median(r[1] for r in folder),
+        "folder_peak_mib": max(r[2] for r in folder),
+    }
 
 
 def main():
@@ -90,10 +122,12 @@ def main():
     parser.add_argument("--data-dir")
     parser.add_argument("--model", help="a shipped model (default, fast) or a model.keras (default: default)")
     parser.add_argument("--untrained", metavar="CONFIG", help="measure an untrained model of this training config's architecture")
+    parser.add_argument("--runtimes", default="keras,onnx,onnx-int8",
+                        help=f"comma list of {', '.join(RUNTIMES)}")
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1, help="folder runs per runtime (median)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--startup-repeats", type=int, default=3)
+    parser.add_argument("--startup-repeats", type=int, default=5)
     parser.add_argument("--same-speaker", "--same_speaker", dest="same_speaker", action="store_true",
                         help="time same-speaker calls (infer.py --same_speaker)")
     parser.add_argument("--output", default=None, help="results file (default benchmarks/results/infer.json, "
@@ -102,17 +136,19 @@ def main():
     if args.output is None:
         name = "infer_same_speaker.json" if args.same_speaker else "infer.json"
         args.output = str(REPO / "benchmarks" / "results" / name)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-    from absl import logging
-
-    logging.set_verbosity(logging.ERROR)
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        raise SystemExit(f"--runtimes: unknown {unknown}; known: {', '.join(RUNTIMES)}")
     from speechmodel.audio import read_info
-    from speechmodel.inference import DEFAULT_MODEL, Predictor, load_model
+    from speechmodel.inference import DEFAULT_MODEL
 
     files = ravdess_files(ravdess_dir(args.data_dir))[: args.limit]
     if not files:
         raise SystemExit("No RAVDESS files found.")
+    audio_seconds = sum(read_info(f).duration for f in files)
+    extra = ["--same_speaker"] if args.same_speaker else []
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.untrained:
             model_path = untrained_model(args.untrained, tmp)
@@ -122,34 +158,16 @@ def main():
 
             model_path = resolve_model(args.model or DEFAULT_MODEL)
             if not os.path.exists(model_path):
-                raise SystemExit(
-                    f"{model_path} does not exist: pass --model, or --untrained "
-                    "configs/ravdess.json to time an untrained model of that architecture"
-                )
+                raise SystemExit(f"{model_path} does not exist: pass --model or --untrained CONFIG")
             model_label = args.model or DEFAULT_MODEL
-        start = time.perf_counter()
-        model = load_model(model_path)
-        load_seconds = time.perf_counter() - start
-        predictor = Predictor(model, batch_size=args.batch_size, same_speaker=args.same_speaker)
-        audio_seconds = sum(read_info(f).duration for f in files)
+        list_file = os.path.join(tmp, "files.txt")
+        Path(list_file).write_text("\n".join(files) + "\n")
+        for runtime in runtimes:
+            results[runtime] = measure(
+                RUNTIMES[runtime], model_path, files[0], list_file, audio_seconds, args, extra
+            )
+            print(runtime, json.dumps(results[runtime]), flush=True)
 
-        cpu_seconds = []
-
-        def run():
-            cpu = time.process_time()
-            report = predictor.predict(files)
-            cpu_seconds.append(time.process_time() - cpu)
-            if report.failures:
-                raise SystemExit(f"{len(report.failures)} files failed: {report.failures[:3]}")
-            return report
-
-        predictor.predict(files[: 2 * args.batch_size])  # Warm-up: tracing, caches.
-        seconds, all_seconds, _ = timed(run, args.repeats)
-        startup = startup_runs(
-            model_path, files[0], args.startup_repeats, ["--same_speaker"] if args.same_speaker else []
-        )
-
-    rtf = audio_seconds / seconds
     goal = GOALS.get(model_label, GOALS["default"])
     result = {
         "model": model_label,
@@ -158,25 +176,23 @@ def main():
         "audio_seconds": audio_seconds,
         "batch_size": args.batch_size,
         "repeats": args.repeats,
-        "wall_seconds": all_seconds,
-        "real_time_factor": rtf,
-        "files_per_second": len(files) / seconds,
-        "cpu_seconds": cpu_seconds,
-        "audio_seconds_per_cpu_second": audio_seconds / statistics.median(cpu_seconds),
+        "startup_repeats": args.startup_repeats,
+        "runtimes": results,
         "goal_real_time_factor": goal,
-        "meets_goal": rtf >= goal,
-        "model_load_seconds": load_seconds,
-        "startup_seconds_median": statistics.median(startup),
-        "startup_seconds": startup,
+        "goal_one_file_seconds": STARTUP_GOAL_SECONDS,
+        "goal_one_file_peak_mib": MEMORY_GOAL_MIB,
         "load_average": os.getloadavg(),
         "machine": machine(),
+        "command": "python benchmarks/infer.py " + " ".join(sys.argv[1:]),
     }
     print(f"model: {model_label}" + (" (same-speaker calls)" if args.same_speaker else ""))
-    print(f"files: {len(files)} ({audio_seconds:.0f} s of audio), median of {args.repeats} passes")
-    print(f"real-time factor: {rtf:8.1f}x  ({len(files) / seconds:.1f} files/s; goal {goal:.0f}x)")
-    print(f"CPU: {audio_seconds / statistics.median(cpu_seconds):.1f} s of audio per CPU second "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"infer.py on one file: {statistics.median(startup):.2f} s (median of {len(startup)})")
+    print(f"files: {len(files)} ({audio_seconds:.0f} s of audio); goals: {goal:.0f}x, "
+          f"one file <= {STARTUP_GOAL_SECONDS:.0f} s and {MEMORY_GOAL_MIB:.0f} MiB")
+    print("| runtime | one file (s, median) | one file peak (MiB) | real time (x) | audio s per CPU s | folder peak (MiB) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for runtime, r in results.items():
+        print(f"| {runtime} | {r['one_file_seconds_median']:.2f} | {r['one_file_peak_mib']:.0f} | "
+              f"{r['real_time_factor']:.1f} | {r['audio_seconds_per_cpu_second']:.1f} | {r['folder_peak_mib']:.0f} |")
     write_json(args.output, result)
 
 

@@ -1,10 +1,13 @@
 """The HTTP service under load: requests per second and latency at 1, 8 and
-32 concurrent clients.
+32 concurrent clients, for each runtime side by side (Keras float32, ONNX
+float32, ONNX int8).
 
     python benchmarks/serve.py [--model M.keras] [--requests 300] [--concurrency 1,8,32]
+    python benchmarks/serve.py --runtimes onnx --concurrency 1,8
 
-Starts ``python -m speechmodel.serve`` with the shipped model (or --model)
-on 127.0.0.1 (a free port), then, for each concurrency level, has that many
+For each runtime of ``--runtimes`` (default ``keras,onnx,onnx-int8``),
+starts ``python -m speechmodel.serve --runtime R`` with the shipped model
+(or --model) on 127.0.0.1 (a free port), then, for each concurrency level, has that many
 client threads (one HTTP connection each, httpx) post RAVDESS clips of
 actors 23 and 24 (multipart uploads, cycled) until ``--requests`` have been
 answered; after ``--warmup`` requests at the same level that are not
@@ -34,6 +37,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import REPO, machine, ravdess_dir, write_json  # noqa: E402
+
+
+RUNTIMES = {
+    "keras": ["--runtime", "keras"],
+    "onnx": ["--runtime", "onnx"],
+    "onnx-int8": ["--runtime", "onnx", "--precision", "int8"],
+}
 
 
 def start_server(model, max_pending, extra):
@@ -133,6 +143,7 @@ def main(argv=None):
     p.add_argument("--requests", type=int, default=300, help="measured requests per level")
     p.add_argument("--warmup", type=int, default=16, help="uncounted requests per level, first")
     p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument("--runtimes", default="keras,onnx,onnx-int8", help=f"comma list of {', '.join(RUNTIMES)}")
     p.add_argument("--max_pending", type=int, default=64)
     p.add_argument("--server-args", default="", help="more flags for the server, e.g. '--max_batch 8'")
     p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "serve.json"))
@@ -144,24 +155,34 @@ def main(argv=None):
     files = sorted(str(f) for a in (23, 24) for f in data.glob(f"Actor_{a:02d}/*.wav"))
     uploads = [(Path(f).name, Path(f).read_bytes()) for f in files]
     levels = [int(c) for c in args.concurrency.split(",") if c]
-    process, url = start_server(args.model, args.max_pending, args.server_args.split())
-    rows = []
-    try:
-        info = httpx.get(url + "/v1/model", timeout=30).json()
-        for concurrency in levels:
-            row = run_level(url, uploads, concurrency, args.requests, args.warmup)
-            health = httpx.get(url + "/health", timeout=30).json()
-            row["largest_batch_so_far"] = health["largest_batch"]
-            row["server_rss_mib"] = round((memory_kib(process.pid, "VmRSS") or 0) / 1024, 1)
-            rows.append(row)
-            print(row, flush=True)
-        peak = memory_kib(process.pid, "VmHWM")
-    finally:
-        process.send_signal(signal.SIGTERM)
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    if any(r not in RUNTIMES for r in runtimes):
+        raise SystemExit(f"--runtimes: known {', '.join(RUNTIMES)}. Received: {args.runtimes}")
+    by_runtime = {}
+    for runtime in runtimes:
+        process, url = start_server(
+            args.model, args.max_pending, RUNTIMES[runtime] + args.server_args.split()
+        )
+        rows = []
         try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            info = httpx.get(url + "/v1/model", timeout=30).json()
+            for concurrency in levels:
+                row = run_level(url, uploads, concurrency, args.requests, args.warmup)
+                health = httpx.get(url + "/health", timeout=30).json()
+                row["largest_batch_so_far"] = health["largest_batch"]
+                row["server_rss_mib"] = round((memory_kib(process.pid, "VmRSS") or 0) / 1024, 1)
+                rows.append(row)
+                print(runtime, row, flush=True)
+            peak = memory_kib(process.pid, "VmHWM")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        by_runtime[runtime] = {
+            "levels": rows, "server_peak_rss_mib": round(peak / 1024, 1) if peak else None,
+        }
     clip_seconds = statistics.mean(
         __import__("soundfile").info(f).duration for f in files
     )
@@ -170,8 +191,7 @@ def main(argv=None):
         "server_settings": info["settings"],
         "clips": len(files),
         "mean_clip_seconds": round(clip_seconds, 3),
-        "levels": rows,
-        "server_peak_rss_mib": round(peak / 1024, 1) if peak else None,
+        "runtimes": by_runtime,
         "load_average": list(os.getloadavg()),
         "machine": machine(),
         "command": "python benchmarks/serve.py " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -179,7 +199,9 @@ def main(argv=None):
     write_json(args.output, payload)
     Path(args.output).with_suffix(".md").write_text(markdown(payload))
     print(f"wrote {args.output}")
-    below_bound = [r for r in rows if r["concurrency"] <= args.max_pending]
+    below_bound = [
+        r for entry in by_runtime.values() for r in entry["levels"] if r["concurrency"] <= args.max_pending
+    ]
     return 1 if any(r["failed"] or r["lost"] for r in below_bound) else 0
 
 
@@ -189,16 +211,19 @@ def markdown(payload):
         "",
         f"Model `{Path(payload['model']).name}`; uploads: {payload['clips']} RAVDESS clips "
         f"(mean {payload['mean_clip_seconds']} s, multipart); server and clients on the same "
-        f"{payload['machine']['cpus']}-core machine; server peak memory {payload['server_peak_rss_mib']} MiB.",
+        f"{payload['machine']['cpus']}-core machine.",
         "",
-        "| clients | requests/s | latency median (ms) | latency p95 (ms) | failed | lost | largest batch |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| runtime | clients | requests/s | latency median (ms) | latency p95 (ms) | failed | lost "
+        "| largest batch | server peak (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in payload["levels"]:
-        lines.append(
-            f"| {r['concurrency']} | {r['requests_per_second']} | {r['latency_median_ms']} | "
-            f"{r['latency_p95_ms']} | {r['failed']} | {r['lost']} | {r['largest_batch_so_far']} |"
-        )
+    for runtime, entry in payload["runtimes"].items():
+        for r in entry["levels"]:
+            lines.append(
+                f"| {runtime} | {r['concurrency']} | {r['requests_per_second']} | {r['latency_median_ms']} | "
+                f"{r['latency_p95_ms']} | {r['failed']} | {r['lost']} | {r['largest_batch_so_far']} | "
+                f"{entry['server_peak_rss_mib']} |"
+            )
     lines.append("")
     return "\n".join(lines)
 

@@ -76,7 +76,9 @@ def load_model(model=None, **options):
     ``model``: None (the shipped ``"default"``, the Whisper-based model),
     a shipped model's name (``"fast"``), a ``.keras`` file written by
     ``train.py``, its run directory, or a classical ``.skz`` model.
-    ``options``: ``batch_size``, ``window``, ``hop``, ``max_utterance``
+    ``options``: ``runtime`` (``"auto"``: ONNX Runtime when it can, the
+    default; ``"onnx"``, ``"keras"``), ``precision`` (``"float32"``, or
+    ``"int8"`` on ONNX), ``batch_size``, ``window``, ``hop``, ``max_utterance``
     (see ``Recognizer``).
 
     ``rec.classify(...)`` and ``rec.embed(...)`` are the API; the

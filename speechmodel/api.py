@@ -208,16 +208,20 @@ class Recognizer:
     # --- Loading -----------------------------------------------------------
 
     @classmethod
-    def load(cls, model=None, **options):
+    def load(cls, model=None, *, runtime=None, precision="float32", **options):
         """``model``: None (the shipped ``"default"``), a shipped model's
         name (``"fast"``), a ``.keras`` or ``.skz`` file or a run directory.
+        ``runtime``: ``"auto"`` (ONNX Runtime when it can, the default),
+        ``"onnx"`` or ``"keras"``; ``precision``: ``"float32"`` or
+        ``"int8"`` (ONNX); see ``speechmodel.inference.load_model``.
 
         Raises:
             speechmodel.inference.ModelError (a ``ValueError``): missing,
                 not a model of this toolkit, or it fails to load; the
                 message names the file and says why.
         """
-        return cls(inference.load_model(inference.DEFAULT_MODEL if model in (None, "") else model), **options)
+        spec = inference.DEFAULT_MODEL if model in (None, "") else model
+        return cls(inference.load_model(spec, runtime=runtime, precision=precision), **options)
 
     @classmethod
     def from_preset(cls, name="default", **options):
@@ -389,27 +393,10 @@ class Recognizer:
 
     def _segment_embeddings(self, waveform):
         """(N, D) or, on a pretrained front end, (N, L, D) segment
-        embeddings of one waveform (``speechmodel.embedding``)."""
-        import tensorflow as tf
-
-        from speechmodel import features as F
-        from speechmodel.embedding import takes_waveforms
-
-        classifier = self.model.classifier
-        encoder = getattr(classifier, "segment_encoder", None)
-        if encoder is None:
-            raise TypeError(
-                f"the classifier {type(classifier).__name__} has no segment encoder: embeddings "
-                "exist for SpeechModel (DCNN-BLSTMwA) and pretrained front-end models"
-            )
-        waves = tf.constant(waveform[None], tf.float32)
-        lengths = tf.constant([len(waveform)], tf.int32)
-        if takes_waveforms(encoder):
-            x = {"waveforms": waves, "lengths": lengths}
-        else:
-            segments, counts = F.batch_segment_features(waves, lengths, config=self.model.config)
-            x = {"segments": segments, "mask": tf.sequence_mask(counts, maxlen=tf.shape(segments)[1])}
-        embeddings, counts = self.model.embedding()(x)
+        embeddings of one waveform (the backend's ``embed_waveforms``)."""
+        embeddings, counts = self.model.embed_waveforms(
+            np.asarray(waveform, np.float32)[np.newaxis], np.array([len(waveform)], np.int32)
+        )
         return np.asarray(embeddings)[0, : int(np.asarray(counts)[0])].astype(np.float32)
 
     def embed(self, inputs, *, sample_rate=None, segments=False):
@@ -441,7 +428,7 @@ class Recognizer:
             TypeError: a classical model, or a classifier without segment
                 embeddings.
         """
-        if self.keras_model is None:
+        if not hasattr(self.model, "embed_waveforms"):
             raise TypeError(f"a {self.model.kind} model has no embeddings; use a Keras model")
         single = _is_single(inputs)
         results = []

@@ -167,3 +167,14 @@ class FeatureConfig(JsonConfig):
     def digest(self):
         """A short stable hash of every parameter, for cache keys."""
         return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()[:16]
+
+
+def too_short_reason(samples, config):
+    """The per-file reason for a clip too short to analyse."""
+    rate = config.sample_rate
+    return (
+        f"too short to analyse: {samples} sample{'s' if samples != 1 else ''} "
+        f"({samples / rate:.4f} s) at {rate} Hz; the model needs at least "
+        f"{config.win_length} samples ({config.win_length / rate:.3f} s, one "
+        "analysis window)"
+    )

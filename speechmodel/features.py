@@ -102,7 +102,9 @@ def _batch_log_mel(waveforms, config):
         window_fn=functools.partial(tf.signal.hann_window, periodic=True),
         pad_end=False,
     )
-    power = tf.square(tf.math.real(stft)) + tf.square(tf.math.imag(stft))
+    # |X|^2 through tf.abs: ONNX conversion (tf2onnx) maps an RFFT
+    # followed by ComplexAbs, the one form it converts.
+    power = tf.square(tf.abs(stft))
     if config.power != 2.0:
         power = tf.pow(power, config.power / 2.0)
     mel = tf.einsum("btf,fm->btm", power, tf.constant(_mel_matrix(config)))

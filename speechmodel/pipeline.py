@@ -48,6 +48,7 @@ from speechmodel import audio
 from speechmodel import features as F
 from speechmodel import fileio
 from speechmodel.config import FeatureConfig
+from speechmodel.config import too_short_reason  # noqa: F401  (kept importable here)
 
 AUTOTUNE = tf.data.AUTOTUNE
 PREFETCH_BATCHES = 2
@@ -152,17 +153,6 @@ def cache_path(cache_dir, paths, config, stage):
             stats.append(f"{os.path.abspath(p)}|missing")
     key = _digest(stage, config.to_json(), *stats)
     return os.path.join(cache_dir, f"{stage}-{key}")
-
-
-def too_short_reason(samples, config):
-    """The per-file reason for a clip too short to analyse."""
-    rate = config.sample_rate
-    return (
-        f"too short to analyse: {samples} sample{'s' if samples != 1 else ''} "
-        f"({samples / rate:.4f} s) at {rate} Hz; the model needs at least "
-        f"{config.win_length} samples ({config.win_length / rate:.3f} s, one "
-        "analysis window)"
-    )
 
 
 class EpochCounter:

@@ -23,6 +23,7 @@ import tempfile
 
 from speechmodel import inference
 from speechmodel.audio import AUDIO_EXTENSIONS  # the one list of audio endings
+from speechmodel.errors import ParameterError
 
 EXIT_OK = 0
 EXIT_FILES_FAILED = 1
@@ -121,9 +122,10 @@ def _remove_stale_output(output):
     return False
 
 
-def choose_model(model, default_model, *, top_k):
+def choose_model(model, default_model, *, top_k, runtime=None, precision="float32"):
     """``(loaded model, None)``, or ``(None, the usage error)``: ``model``
-    (a path or a shipped model's name), else ``default_model``; refused when
+    (a path or a shipped model's name), else ``default_model``, on
+    ``runtime`` at ``precision`` (``inference.load_model``); refused when
     it cannot be loaded or has fewer classes than ``top_k``."""
     if model is None:
         if default_model is None:
@@ -136,9 +138,11 @@ def choose_model(model, default_model, *, top_k):
             )
         model = default_model
     try:
-        loaded = inference.load_model(model)
+        loaded = inference.load_model(model, runtime=runtime, precision=precision)
     except inference.ModelError as exc:
         return None, f"cannot use the model {exc}"
+    except ParameterError as exc:
+        return None, str(exc)
     if top_k > len(loaded.class_names):
         return None, (
             f"--top_k is larger than the model's {len(loaded.class_names)} "
@@ -167,6 +171,8 @@ def run(
     vad="auto",
     same_speaker=False,
     min_confidence=None,
+    runtime=None,
+    precision="float32",
     stream=None,
     stdout=None,
     stderr=None,
@@ -181,7 +187,7 @@ def run(
             ravdess_default.keras`` beside ``infer.py``).
         list_files, output_format, output, top_k, attention, window, hop,
             max_utterance, plot_dir, batch_size, timeline, segment, vad,
-            same_speaker, min_confidence: as the flags.
+            same_speaker, min_confidence, runtime, precision: as the flags.
         stream: for ``infer.py -`` (``inputs == ["-"]``) and ``--mic``: a
             dict of ``speechmodel.cli.stream_command.run`` options (``mic``,
             ``device``, ``raw``, ``rate``, ``sample_format``, ``channels``,
@@ -230,6 +236,7 @@ def run(
             window=window, hop=hop, max_utterance=max_utterance, plot_dir=plot_dir,
             batch_size=batch_size, segment=segment, vad=vad, stream=stream or {},
             min_confidence=min_confidence,
+            runtime=runtime, precision=precision,
             stdout=stdout, stderr=stderr, prog=prog,
         )
     if any((stream or {}).get(k) for k in ("raw", "device", "max_seconds")):
@@ -255,7 +262,9 @@ def run(
         except OSError as exc:
             return usage(f"cannot create the --plot directory ({exc}). Received: --plot={plot_dir}")
 
-    loaded, problem = choose_model(model, default_model, top_k=top_k)
+    loaded, problem = choose_model(
+        model, default_model, top_k=top_k, runtime=runtime, precision=precision
+    )
     if problem:
         return usage(problem)
     try:

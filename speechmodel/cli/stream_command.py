@@ -14,7 +14,7 @@ from speechmodel.stream import run_stream
 
 def run(inputs, *, model, default_model, list_files, output_format, output, top_k, attention,
         window, hop, max_utterance, plot_dir, batch_size, segment, vad, stream, min_confidence=None,
-        stdout=None, stderr=None, prog="infer.py"):
+        stdout=None, stderr=None, prog="infer.py", runtime=None, precision="float32"):
     """``infer.py -`` (standard input) and ``infer.py --mic``: checks the
     flags that make sense for a stream, loads the model, then
     ``speechmodel.stream.run_stream``. Returns the exit status."""
@@ -66,7 +66,9 @@ def run(inputs, *, model, default_model, list_files, output_format, output, top_
         source = open_source(max_seconds=max_seconds, **source_args)
     except (StreamError, MicrophoneError) as exc:
         return usage(str(exc))
-    loaded, problem = choose_model(model, default_model, top_k=top_k)
+    loaded, problem = choose_model(
+        model, default_model, top_k=top_k, runtime=runtime, precision=precision
+    )
     if problem:
         return usage(problem)
     return run_stream(

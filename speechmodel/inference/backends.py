@@ -39,6 +39,18 @@ class InferenceModel:
         return {"path": self.path, "kind": self.kind, "class_names": list(self.class_names)}
 
 
+def segment_times(config, n_segments, duration):
+    """(start, end) seconds of the ``n_segments`` segments (``FeatureConfig``
+    ``config``'s grid) of an utterance of ``duration`` seconds."""
+    frame = config.hop_length / config.sample_rate
+    spans = []
+    for n in range(n_segments):
+        start = n * config.segment_hop * frame
+        end = min(duration, start + config.segment_frames * frame)
+        spans.append((start, max(start, end)))
+    return spans
+
+
 def takes_waveforms(classifier):
     """Whether a classifier takes ``{"waveforms", "lengths"}`` (a model on a
     pretrained speech front end) rather than log-mel segments."""
@@ -159,6 +171,35 @@ class KerasInferenceModel(InferenceModel):
             self._embed = embedding_function(self.classifier.segment_encoder, self.config)
         return self._embed
 
+    def embed_waveforms(self, waveforms, lengths):
+        """(B, S) zero-padded float32 waveforms and (B,) lengths ->
+        ``(embeddings (B, N, ...), counts (B,))`` as NumPy, before any
+        speaker normalisation: each row's valid segments are
+        ``embeddings[b, :counts[b]]`` (``speechmodel.embedding``).
+
+        Raises:
+            TypeError: the classifier has no segment encoder.
+        """
+        from speechmodel import features as F
+        from speechmodel.embedding import takes_waveforms as embeds_waveforms
+
+        tf = self._tf
+        encoder = getattr(self.classifier, "segment_encoder", None)
+        if encoder is None:
+            raise TypeError(
+                f"the classifier {type(self.classifier).__name__} has no segment encoder: embeddings "
+                "exist for SpeechModel (DCNN-BLSTMwA) and pretrained front-end models"
+            )
+        waves = tf.constant(waveforms, tf.float32)
+        lengths = tf.constant(lengths, tf.int32)
+        if embeds_waveforms(encoder):
+            x = {"waveforms": waves, "lengths": lengths}
+        else:
+            segments, counts = F.batch_segment_features(waves, lengths, config=self.config)
+            x = {"segments": segments, "mask": tf.sequence_mask(counts, maxlen=tf.shape(segments)[1])}
+        embeddings, counts = self.embedding()(x)
+        return np.asarray(embeddings, np.float32), np.asarray(counts)
+
     def embed_files(self, paths, *, batch_size, on_failure):
         """Yields ``(index, embeddings)``: the ``(N, L, D)`` segment
         embeddings of each file of ``paths`` that loads, before any speaker
@@ -188,7 +229,7 @@ class KerasInferenceModel(InferenceModel):
         given, else with the statistics its layer holds (an average training
         speaker's). The model itself is never changed, so calls with other
         statistics may run at the same time."""
-        from speechmodel.layers.speaker_normalization import standardize
+        from speechmodel.speaker_statistics import standardize
 
         tf = self._tf
         layer = self.speaker_normalization
@@ -302,13 +343,7 @@ class KerasInferenceModel(InferenceModel):
     def segment_times(self, n_segments, duration):
         """(start, end) seconds of the ``n_segments`` segments of an
         utterance of ``duration`` seconds."""
-        frame = self.config.hop_length / self.config.sample_rate
-        spans = []
-        for n in range(n_segments):
-            start = n * self.config.segment_hop * frame
-            end = min(duration, start + self.config.segment_frames * frame)
-            spans.append((start, max(start, end)))
-        return spans
+        return segment_times(self.config, n_segments, duration)
 
 
 class ClassicalInferenceModel(InferenceModel):

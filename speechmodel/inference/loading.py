@@ -7,6 +7,13 @@
 anything else is a ``ModelError`` that says what the file is. The names of
 the shipped models (``speechmodel.presets``: ``default``, ``fast``) and run
 directories are resolved to their files.
+
+The runtime of a ``.keras`` model (``runtime``): ``"onnx"`` runs the graphs
+``onnx_export`` derives from the file on ONNX Runtime
+(``OnnxInferenceModel``; TensorFlow is imported only the first time, to
+convert, see ``onnx_cache``), ``"keras"`` the Keras model itself, and
+``"auto"`` (the default, or ``$SPEECHMODEL_RUNTIME``) ONNX when
+onnxruntime is installed and the model converts, else Keras.
 """
 
 import json
@@ -19,6 +26,26 @@ from speechmodel.inference.backends import ClassicalInferenceModel, KerasInferen
 # The shipped model used without --model: a name of speechmodel.presets
 # ("default", "fast"), resolved to the package's file by load_model.
 DEFAULT_MODEL = "default"
+
+RUNTIMES = ("auto", "onnx", "keras")
+PRECISIONS = ("float32", "int8")
+# The classifiers the ONNX path converts (a segment embedder and a sequence head).
+ONNX_CLASSIFIERS = ("AudioSpeechModel", "SpeechModel")
+
+
+def resolve_runtime(runtime=None):
+    """``runtime`` as given, else ``$SPEECHMODEL_RUNTIME``, else ``"auto"``.
+
+    Raises:
+        ParameterError: not one of ``RUNTIMES``.
+    """
+    from speechmodel.errors import ParameterError
+
+    value = runtime if runtime is not None else (os.environ.get("SPEECHMODEL_RUNTIME") or "auto")
+    if value not in RUNTIMES:
+        where = "" if runtime is not None else " (from $SPEECHMODEL_RUNTIME)"
+        raise ParameterError(f"`runtime` must be one of {', '.join(RUNTIMES)}{where}. Received: runtime={value!r}")
+    return value
 
 
 class ModelError(Error, ValueError):
@@ -50,7 +77,7 @@ def resolve_model(spec):
         return spec
 
 
-def load_model(path):
+def load_model(path, *, runtime=None, precision="float32"):
     """Loads a model for inference, executing no code from the file.
 
     Args:
@@ -60,15 +87,31 @@ def load_model(path):
             ``model.keras``, or the name of a shipped model
             (``speechmodel.presets``: ``"default"``, ``"fast"``). The kind is
             read from the content.
+        runtime: for a ``.keras`` model: ``"auto"``, ``"onnx"`` or
+            ``"keras"`` (see the module docstring); None:
+            ``$SPEECHMODEL_RUNTIME``, else ``"auto"``.
+        precision: ``"float32"``, or ``"int8"`` (ONNX only: the encoder's
+            matrix multiplications with int8 weights).
 
     Returns:
-        KerasInferenceModel or ClassicalInferenceModel.
+        OnnxInferenceModel, KerasInferenceModel or ClassicalInferenceModel.
 
     Raises:
         ModelError: missing, empty, not a model archive (a truncated
             download, a random file), a Keras model of another kind, or a
             model that fails to load; the message says which.
     """
+    runtime = resolve_runtime(runtime)
+    if precision not in PRECISIONS:
+        from speechmodel.errors import ParameterError
+
+        raise ParameterError(f"`precision` must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")
+    if precision != "float32" and runtime == "keras":
+        from speechmodel.errors import ParameterError
+
+        raise ParameterError(
+            f"precision {precision} is for the ONNX runtime. Received: precision={precision!r}, runtime='keras'"
+        )
     path = resolve_model(path)
     if not os.path.exists(path):
         raise ModelError(path, "model file not found")
@@ -91,6 +134,11 @@ def load_model(path):
     if {"meta.json", "model.skops"} <= names:
         return _load_classical(path)
     if "config.json" in names:
+        config = _keras_config(path)
+        if runtime != "keras":
+            model = _load_onnx(path, config, runtime, precision)
+            if model is not None:
+                return model
         return _load_keras(path)
     raise ModelError(
         path,
@@ -121,7 +169,8 @@ def _load_classical(path):
     return ClassicalInferenceModel(model, path)
 
 
-def _load_keras(path):
+def _keras_config(path):
+    """The checked ``config.json`` of an ``EmotionRecognizer`` archive."""
     from speechmodel import check_config_size
 
     try:
@@ -142,6 +191,54 @@ def _load_keras(path):
             "EmotionRecognizer; infer.py takes the model.keras that train.py "
             "writes (it holds the audio front end and the class names)",
         )
+    return config
+
+
+def _load_onnx(path, config, runtime, precision):
+    """An ``OnnxInferenceModel`` of the ``.keras`` file ``path`` (converted
+    once, ``onnx_cache``); None for ``runtime="auto"`` when onnxruntime is
+    missing, the classifier is not one the ONNX path converts, or the
+    conversion fails (said on stderr: Keras then runs it)."""
+    import sys
+
+    classifier = (config.get("config") or {}).get("classifier") or {}
+    kind = classifier.get("class_name") if isinstance(classifier, dict) else None
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        if runtime == "auto":
+            return None
+        raise ModelError(path, f"the ONNX runtime needs onnxruntime ({exc})") from None
+    if kind not in ONNX_CLASSIFIERS:
+        if runtime == "auto":
+            return None
+        raise ModelError(
+            path,
+            f"the ONNX runtime takes {' and '.join(ONNX_CLASSIFIERS)} classifiers, not {kind}; "
+            "use runtime keras",
+        )
+    from speechmodel.inference import onnx_cache
+    from speechmodel.inference.onnx_backend import OnnxInferenceModel
+
+    try:
+        directory = onnx_cache.model_directory(path, load_keras=_load_keras, precision=precision)
+        return OnnxInferenceModel(directory, path, precision=precision)
+    except ModelError:
+        raise
+    except Exception as exc:  # A converter or runtime failure.
+        message = " ".join(str(exc).split())[:300]
+        if runtime == "auto":
+            print(
+                f"speechmodel: {path}: the ONNX conversion failed ({type(exc).__name__}: "
+                f"{message}); running the Keras model",
+                file=sys.stderr,
+            )
+            return None
+        raise ModelError(path, f"the ONNX conversion failed ({type(exc).__name__}: {message})") from None
+
+
+def _load_keras(path):
+    _keras_config(path)
     import warnings
 
     import keras

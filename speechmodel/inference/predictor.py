@@ -319,7 +319,7 @@ class Predictor:
         12 KB per 0.32 s segment with Whisper base). A long file is embedded
         whole for the statistics and then analysed window by window, as
         without ``same_speaker``."""
-        from speechmodel.layers.speaker_normalization import speaker_statistics
+        from speechmodel.speaker_statistics import speaker_statistics
 
         clips = sorted(clips, key=lambda i: durations[i])
         embedded = dict(

@@ -46,6 +46,11 @@ def build_parser():
         description="Serve a speech emotion model over HTTP, with a web page.",
     )
     p.add_argument("--model", default=None, help="default, fast (a shipped model of speechmodel.presets), a run directory or a model file")
+    p.add_argument("--runtime", default=None, choices=["auto", "onnx", "keras"],
+                   help="what runs a .keras model: onnx (ONNX Runtime), keras, or auto (onnx when it can; "
+                   "the default, or $SPEECHMODEL_RUNTIME)")
+    p.add_argument("--precision", default="float32", choices=["float32", "int8"],
+                   help="ONNX Runtime: int8 encoder matrix multiplications (see docs/onnx.md)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port; the address is printed)")
     p.add_argument("--max_batch", type=int, default=32, help="waveforms per model call")
@@ -112,7 +117,7 @@ def _serve(args, prog, tmpdir):
 
     try:
         path = resolve_model(args.model)
-        model = load_model(path)
+        model = load_model(path, runtime=args.runtime, precision=args.precision)
     except (ValueError, ModelError) as exc:
         print(f"{prog}: error: cannot use the model: {exc}", file=sys.stderr)
         return 2

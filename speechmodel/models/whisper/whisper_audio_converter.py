@@ -101,7 +101,9 @@ class WhisperAudioConverter(keras.layers.Layer):
         frames = frames[:, :num_frames]
         window = tf.signal.hann_window(self.n_fft, periodic=True)
         spectrum = tf.signal.rfft(frames * window, fft_length=[self.n_fft])
-        power = tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
+        # |X|^2 through tf.abs: ONNX conversion (tf2onnx) maps an RFFT
+        # followed by ComplexAbs, the one form it converts.
+        power = tf.square(tf.abs(spectrum))
         mel = tf.einsum(
             "btf,fm->btm", power, tf.constant(whisper_mel_filters(self.num_mels))
         )
