@@ -7,7 +7,9 @@ together, so their module fixtures are made once).
 The embedding cache of the toolkit defaults to ``~/.cache/speechmodel``
 (``speechmodel.training.embeddings.default_cache_dir``): tests, and the
 train.py / infer.py processes they start, use a fresh folder instead, so
-that a test run never fills or reads a user's cache.
+that a test run never fills or reads a user's cache. (The ONNX conversions
+of the shipped models are kept in ``SPEECHMODEL_TEST_ONNX_CACHE``, see
+``speechmodel/inference/onnx_backend_test.py``.)
 """
 
 import os
@@ -18,6 +20,11 @@ import pytest
 
 _CACHE = tempfile.mkdtemp(prefix="speechmodel-test-cache-")
 os.environ["SPEECHMODEL_CACHE"] = _CACHE
+# The tests of the Keras path (tiny models made on the fly, the Keras
+# objects behind a loaded model) run Keras; the ONNX Runtime path, the
+# default for users (runtime "auto"), is tested on the shipped models by
+# speechmodel/inference/onnx_backend_test.py, which asks for it.
+os.environ.setdefault("SPEECHMODEL_RUNTIME", "keras")
 
 
 def pytest_unconfigure(config):

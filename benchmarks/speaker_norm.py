@@ -79,7 +79,7 @@ def main(argv=None):
     }
     for fold in folds:
         fold_dir = os.path.join(run, "folds", fold["name"])
-        model = inference.load_model(os.path.join(fold_dir, "model.keras")).classifier
+        model = inference.load_model(os.path.join(fold_dir, "model.keras"), runtime="keras").classifier
         layer = model.speaker_normalization
         population = layer.statistics()
         for split in ("val", "test"):

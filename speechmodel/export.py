@@ -54,7 +54,7 @@ def _recognizer(model):
     if isinstance(model, KerasInferenceModel):
         return model.recognizer
     if isinstance(model, (str, os.PathLike)):
-        loaded = load_model(model)
+        loaded = load_model(model, runtime="keras")
         if not isinstance(loaded, KerasInferenceModel):
             raise ExportError(
                 f"{os.fspath(model)}: only Keras models (model.keras) export to "

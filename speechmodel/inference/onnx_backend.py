@@ -101,7 +101,8 @@ class OnnxInferenceModel(InferenceModel):
     """A model converted by ``onnx_export``, run by ONNX Runtime.
 
     Args:
-        directory: the folder ``onnx_export.export_onnx`` wrote.
+        directory: the model's folder in the cache (``onnx_cache``: its
+            head and ``model.json``; the embedder's folder is beside).
         path: the ``.keras`` file it was derived from (reported).
         precision: ``"float32"`` or ``"int8"`` (the encoder's matrix
             multiplications with int8 weights: ``embedder.int8.onnx``).
@@ -130,8 +131,10 @@ class OnnxInferenceModel(InferenceModel):
                     stored["mean"], stored["variance"],
                     epsilon=meta["speaker_normalization"]["epsilon"],
                 )
+        from speechmodel.inference.onnx_cache import embedder_directory
+
         embedder = EMBEDDER_INT8 if precision == "int8" else EMBEDDER
-        self._embedder = make_session(os.path.join(directory, embedder))
+        self._embedder = make_session(os.path.join(embedder_directory(directory, meta), embedder))
         self._head = make_session(os.path.join(directory, HEAD))
 
     @property

@@ -1,13 +1,16 @@
 """Where the ONNX graphs of a ``.keras`` model are kept, built once.
 
 ``model_directory(path)`` gives the folder of ``onnx_export``'s files for
-the ``.keras`` file ``path``: ``<cache>/onnx/<sha256 of the file>-v<format>
--ort<onnxruntime version>/``, under ``$SPEECHMODEL_CACHE`` (else
-``~/.cache/speechmodel``). A file met for the first time is converted
-there (this imports TensorFlow; one line on stderr says so and how long it
-took), and ONNX Runtime's optimised graphs are saved beside, so that a
-later start optimises nothing. A changed ``.keras`` file has another
-checksum, so a stale conversion is never used.
+the ``.keras`` file ``path``: ``<cache>/onnx/models/<sha256 of the
+file>-v<format>-ort<onnxruntime version>/`` (the head, ``model.json``),
+under ``$SPEECHMODEL_CACHE`` (else ``~/.cache/speechmodel``); its embedder
+is in ``<cache>/onnx/embedders/<onnx_export.embedder_key>-v<format>-ort
+<version>/``, shared by the models on the same frozen encoder (and so
+converted once for all of them). A file met for the first time is
+converted (this imports TensorFlow; one line on stderr says so and how
+long it took), and ONNX Runtime's optimised graphs are saved beside, so
+that a later start optimises nothing. A changed ``.keras`` file has
+another checksum, so a stale conversion is never used.
 
 The checksum of a file is computed once: it is remembered under the
 file's absolute path, size and modification time (``checksums/``), so an
@@ -75,12 +78,21 @@ def _runtime_version():
     return onnxruntime.__version__
 
 
+def _suffix():
+    return f"-v{onnx_export.FORMAT_VERSION}-ort{_runtime_version()}"
+
+
 def directory_for(sha256, *, root=None):
-    """The folder of the conversion of a file of checksum ``sha256``."""
-    return os.path.join(
-        root or cache_root(),
-        f"{sha256}-v{onnx_export.FORMAT_VERSION}-ort{_runtime_version()}",
-    )
+    """The folder of the conversion of a ``.keras`` file of checksum
+    ``sha256``."""
+    return os.path.join(root or cache_root(), "models", sha256 + _suffix())
+
+
+def embedder_directory(directory, meta):
+    """The embedder folder of the model folder ``directory`` (whose
+    ``model.json`` is ``meta``)."""
+    models = os.path.dirname(os.path.abspath(directory))
+    return os.path.join(os.path.dirname(models), "embedders", meta["embedder"])
 
 
 def _say(message):
@@ -103,19 +115,50 @@ class _Lock:
         return False
 
 
+def _replace_folder(work, target):
+    """Renames the finished folder ``work`` to ``target`` (one already
+    there, from another process, is kept)."""
+    try:
+        os.replace(work, target)
+    except OSError:
+        if not os.path.isdir(target):
+            raise
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _build(path, directory, sha256, load_keras):
-    """Converts ``path`` into ``directory`` (through a temporary folder)."""
+    """Converts ``path``: its head into ``directory`` and, unless another
+    model already made it, its embedder (each through a temporary folder)."""
+    from speechmodel.inference.onnx_backend import save_optimized
+
     start = time.perf_counter()
     parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    model = load_keras(path)
+    if not onnx_export.exportable(model.classifier):
+        raise onnx_export.ExportError(
+            f"a {type(model.classifier).__name__} classifier has no segment embedder and "
+            "sequence head; the ONNX runtime takes SpeechModel and AudioSpeechModel"
+        )
+    name = onnx_export.embedder_key(model) + _suffix()
+    embedders = os.path.join(os.path.dirname(parent), "embedders")
+    target = os.path.join(embedders, name)
+    with _Lock(target + ".lock"):
+        if not os.path.exists(os.path.join(target, onnx_export.EMBEDDER)):
+            os.makedirs(embedders, exist_ok=True)
+            work = tempfile.mkdtemp(prefix=".build-", dir=embedders)
+            try:
+                onnx_export.export_embedder(model, work)
+                save_optimized(os.path.join(work, onnx_export.EMBEDDER))
+                _replace_folder(work, target)
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)
+                raise
     work = tempfile.mkdtemp(prefix=".build-", dir=parent)
     try:
-        model = load_keras(path)
-        onnx_export.export_onnx(model, work, source_sha256=sha256)
-        from speechmodel.inference.onnx_backend import save_optimized
-
-        for name in (onnx_export.EMBEDDER, onnx_export.HEAD):
-            save_optimized(os.path.join(work, name))
-        os.replace(work, directory)
+        onnx_export.export_head(model, work, embedder=name, source_sha256=sha256)
+        save_optimized(os.path.join(work, onnx_export.HEAD))
+        _replace_folder(work, directory)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -126,14 +169,15 @@ def _build(path, directory, sha256, load_keras):
 
 
 def _quantize(directory):
+    """Adds the int8 embedder to the embedder folder ``directory``."""
+    from speechmodel.inference.onnx_backend import optimized_path, save_optimized
+
     start = time.perf_counter()
     target = os.path.join(directory, onnx_export.EMBEDDER_INT8)
     work = tempfile.mkdtemp(prefix=".int8-", dir=directory)
     try:
         shutil.copy(os.path.join(directory, onnx_export.EMBEDDER), work)
         built = onnx_export.quantize_embedder(work)
-        from speechmodel.inference.onnx_backend import optimized_path, save_optimized
-
         save_optimized(built)
         os.replace(optimized_path(built), optimized_path(target))
         os.replace(built, target)
@@ -156,13 +200,16 @@ def model_directory(path, *, load_keras, precision="float32", root=None):
     root = root or cache_root()
     sha256 = file_sha256(path, root=root)
     directory = directory_for(sha256, root=root)
-    meta = os.path.join(directory, onnx_export.META)
-    int8 = os.path.join(directory, onnx_export.EMBEDDER_INT8)
-    if os.path.exists(meta) and (precision != "int8" or os.path.exists(int8)):
-        return directory
-    with _Lock(directory + ".lock"):
-        if not os.path.exists(meta):
-            _build(path, directory, sha256, load_keras)
-        if precision == "int8" and not os.path.exists(int8):
-            _quantize(directory)
+    meta_path = os.path.join(directory, onnx_export.META)
+    if not os.path.exists(meta_path):
+        with _Lock(directory + ".lock"):
+            if not os.path.exists(meta_path):
+                _build(path, directory, sha256, load_keras)
+    if precision == "int8":
+        with open(meta_path, encoding="utf-8") as f:
+            embedders = embedder_directory(directory, json.load(f))
+        if not os.path.exists(os.path.join(embedders, onnx_export.EMBEDDER_INT8)):
+            with _Lock(embedders + ".lock"):
+                if not os.path.exists(os.path.join(embedders, onnx_export.EMBEDDER_INT8)):
+                    _quantize(embedders)
     return directory

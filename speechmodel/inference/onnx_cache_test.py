@@ -30,7 +30,11 @@ def test_the_folder_is_keyed_by_checksum_format_and_runtime(tmp_path):
     import onnxruntime
 
     folder = onnx_cache.directory_for("ab" * 32, root=str(tmp_path))
-    assert os.path.basename(folder) == f"{'ab' * 32}-v{onnx_cache.onnx_export.FORMAT_VERSION}-ort{onnxruntime.__version__}"
+    assert folder == os.path.join(
+        tmp_path, "models", f"{'ab' * 32}-v{onnx_cache.onnx_export.FORMAT_VERSION}-ort{onnxruntime.__version__}"
+    )
+    meta = {"embedder": "cd" * 32 + "-v1-ort1"}
+    assert onnx_cache.embedder_directory(folder, meta) == os.path.join(tmp_path, "embedders", meta["embedder"])
 
 
 def test_a_failed_build_leaves_nothing(tmp_path):
@@ -48,4 +52,5 @@ def test_a_failed_build_leaves_nothing(tmp_path):
     else:
         raise AssertionError("the build error was swallowed")
     # No model folder and no temporary build folder: only the checksum record.
-    assert [p.name for p in root.iterdir() if p.is_dir()] == ["checksums"]
+    assert not [p for p in (root / "models").iterdir() if p.is_dir()]
+    assert not (root / "embedders").exists()

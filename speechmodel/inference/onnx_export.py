@@ -1,18 +1,20 @@
 """A saved ``EmotionRecognizer`` as ONNX graphs, for ``onnx_backend``.
 
-``export_onnx(model, directory)`` converts a loaded ``KerasInferenceModel``
-(tf2onnx, from the same TensorFlow functions the Keras path runs) into:
+A loaded ``KerasInferenceModel`` is converted (tf2onnx, from the same
+TensorFlow functions the Keras path runs) in two parts:
 
-* ``embedder.onnx``: ``{"waveforms": float32 (B, S), "lengths": int32
-  (B,)}`` -> ``{"embeddings": (B, N, ...), "counts": int32 (B,)}``, the
-  audio front end (Whisper's log-mel, or the log-mel segments of
-  ``speechmodel.features``) and the segment embedder, before any speaker
-  normalisation;
-* ``head.onnx``: ``{"embeddings", "mask": bool (B, N)}`` ->
-  ``{"probabilities": (B, C), "attention": (B, N)}``, the sequence head;
-* ``model.json``: the class names, the feature config, the sizes, and
-  ``statistics.npz``: the speaker normalisation's average speaker
-  (``mean``, ``variance``) for a speaker-normalised model.
+* ``export_embedder``: ``embedder.onnx``, ``{"waveforms": float32 (B, S),
+  "lengths": int32 (B,)}`` -> ``{"embeddings": (B, N, ...), "counts":
+  int32 (B,)}``: the audio front end (Whisper's log-mel, or the log-mel
+  segments of ``speechmodel.features``) and the segment embedder, before
+  any speaker normalisation. Models on the same frozen encoder (the shipped
+  default and every model trained on frozen Whisper-base) share it:
+  ``embedder_key`` names it by the embedder's config and weights.
+* ``export_head``: ``head.onnx``, ``{"embeddings", "mask": bool (B, N)}``
+  -> ``{"probabilities": (B, C), "attention": (B, N)}``, the sequence
+  head; ``model.json`` (the class names, the feature config, the sizes,
+  the embedder's key) and, for a speaker-normalised model,
+  ``statistics.npz`` (the average speaker's ``mean`` and ``variance``).
 
 ``quantize_embedder(directory)`` adds ``embedder.int8.onnx``: the encoder's
 matrix multiplications with int8 weights (ONNX Runtime's dynamic
@@ -133,31 +135,65 @@ def _head_function(model):
     return run, [int(d) for d in shape[2:]]
 
 
-def export_onnx(model, directory, *, source_sha256=None):
-    """Writes the ONNX files of ``model`` into ``directory`` (created).
+def embedder_key(model):
+    """A name for ``model``'s embedder: the sha256 of its config, the
+    feature config and its weights (two models with the same key convert to
+    the same ``embedder.onnx``)."""
+    import hashlib
+
+    import keras
+
+    encoder = model.classifier.segment_encoder
+    digest = hashlib.sha256()
+    config = keras.saving.serialize_keras_object(encoder)
+    config = {k: v for k, v in config.items() if k not in ("name", "build_config")}
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode("utf-8"))
+    digest.update(model.config.to_json().encode("utf-8"))
+    for i, weight in enumerate(encoder.weights):
+        value = np.ascontiguousarray(np.asarray(weight.numpy()))
+        digest.update(f"{i}:{value.dtype}:{value.shape}".encode("utf-8"))
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _check(model):
+    if not exportable(model.classifier):
+        raise ExportError(
+            f"a {type(model.classifier).__name__} classifier has no segment embedder and "
+            "sequence head; the ONNX runtime takes SpeechModel and AudioSpeechModel"
+        )
+
+
+def export_embedder(model, directory):
+    """Writes ``embedder.onnx`` of ``model`` (a ``KerasInferenceModel``
+    whose classifier is ``exportable``) into ``directory``."""
+    _check(model)
+    os.makedirs(directory, exist_ok=True)
+    _convert(_embedder_function(model), os.path.join(directory, EMBEDDER))
+    return directory
+
+
+def export_head(model, directory, *, embedder, source_sha256=None):
+    """Writes ``head.onnx``, ``model.json`` and (speaker-normalised models)
+    ``statistics.npz`` of ``model`` into ``directory``.
 
     Args:
         model: a ``KerasInferenceModel`` whose classifier is
             ``exportable``.
-        directory: where to write; existing files of these names are
-            replaced (``onnx_cache`` writes into a fresh folder).
+        directory: where to write (created).
+        embedder: the name of the folder of its ``embedder.onnx``
+            (``onnx_cache`` keeps them side by side), recorded.
         source_sha256: the ``.keras`` file's checksum, recorded.
 
     Raises:
         ExportError: the classifier has no segment embedder and sequence
             head (a baseline CNN classifier).
     """
+    import onnxruntime
     import tf2onnx
 
-    import onnxruntime
-
-    if not exportable(model.classifier):
-        raise ExportError(
-            f"a {type(model.classifier).__name__} classifier has no segment embedder and "
-            "sequence head; the ONNX runtime takes SpeechModel and AudioSpeechModel"
-        )
+    _check(model)
     os.makedirs(directory, exist_ok=True)
-    _convert(_embedder_function(model), os.path.join(directory, EMBEDDER))
     head, embedding_shape = _head_function(model)
     _convert(head, os.path.join(directory, HEAD))
     layer = model.speaker_normalization
@@ -171,6 +207,7 @@ def export_onnx(model, directory, *, source_sha256=None):
     meta = {
         "format_version": FORMAT_VERSION,
         "source_sha256": source_sha256,
+        "embedder": embedder,
         "class_names": list(model.class_names),
         "feature_config": model.config.to_dict(),
         "takes_waveforms": bool(model.takes_waveforms),
@@ -201,9 +238,9 @@ def _encoder_matmuls(path):
 
 def quantize_embedder(directory):
     """Writes ``embedder.int8.onnx`` beside ``embedder.onnx``: the encoder's
-    MatMul weights as int8 (per output channel), activations quantised
-    per batch at run time (``onnxruntime.quantization.quantize_dynamic``).
-    Returns its path."""
+    MatMul weights as int8 (per output channel, 7 bits of range),
+    activations quantised per batch at run time
+    (``onnxruntime.quantization.quantize_dynamic``). Returns its path."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source = os.path.join(directory, EMBEDDER)
@@ -217,6 +254,8 @@ def quantize_embedder(directory):
         op_types_to_quantize=["MatMul"],
         nodes_to_quantize=nodes,
         per_channel=True,
+        # 7-bit weights: AVX2's u8 x s8 products (no VNNI) saturate with 8.
+        reduce_range=True,
         weight_type=QuantType.QInt8,
     )
     return target
