@@ -1,14 +1,14 @@
 """int8 against float32 on ONNX Runtime: the accuracy change on the folds
 of a cross-validated run, with its saved fold models.
 
-    python benchmarks/onnx_int8.py /work/runs/ravdess_speakernorm
+    python benchmarks/onnx_int8.py /work/runs/ravdess_speakernorm [--same_speaker]
 
 Each fold's ``model.keras`` classifies its TEST speakers' recordings on
 ONNX Runtime twice, float32 and int8 (``--precision int8``: the encoder's
 matrix multiplications with int8 weights), per clip (an average training
-speaker's statistics, for a speaker-normalised model) and, for a
-speaker-normalised model, as ``infer.py --same_speaker`` with all of each
-test speaker's recordings. The predictions are pooled over the folds (UAR
+speaker's statistics, for a speaker-normalised model) and, with
+``--same_speaker`` and a speaker-normalised model, as ``infer.py
+--same_speaker`` with all of each test speaker's recordings. The predictions are pooled over the folds (UAR
 and WA as ``speechmodel.metrics``); nothing is chosen on them. The
 float32 per-clip predictions are also compared with the run's own
 (``predictions.csv``, ``predicted_per_clip`` when present): the share that
@@ -38,6 +38,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a cross-validated run directory (folds.json, manifest.csv, folds/*/model.keras)")
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--same_speaker", action="store_true", help="also each test speaker's recordings as one same-speaker call")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
 
@@ -71,7 +72,7 @@ def main(argv=None):
             class_names = list(model.class_names)
             rows = [r for r in manifest if r["speaker"] in speakers and r["emotion"] in class_names]
             modes = {"per clip": [rows]}
-            if model.speaker_normalization is not None:
+            if args.same_speaker and model.speaker_normalization is not None:
                 modes["same speaker"] = [[r for r in rows if r["speaker"] == s] for s in sorted(speakers)]
             for mode, groups in modes.items():
                 truth, predicted = pooled.setdefault((precision, mode), ([], []))
