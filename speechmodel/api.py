@@ -234,7 +234,8 @@ class Recognizer:
 
     @property
     def keras_model(self):
-        """The Keras ``EmotionRecognizer`` (None for a classical model)."""
+        """The Keras ``EmotionRecognizer`` (None for a classical model or
+        one on ONNX Runtime: ``load_model(..., runtime="keras")``)."""
         return getattr(self.model, "recognizer", None)
 
     @property
@@ -261,7 +262,12 @@ class Recognizer:
             raise AttributeError(name)
         keras_model = self.__dict__.get("model") and getattr(self.__dict__["model"], "recognizer", None)
         if keras_model is None:
-            raise AttributeError(f"'Recognizer' object has no attribute {name!r}")
+            loaded = self.__dict__.get("model")
+            hint = (
+                " (it runs on ONNX Runtime: speechmodel.load_model(..., runtime='keras') "
+                "gives the Keras model)" if getattr(loaded, "kind", None) == "onnx" else ""
+            )
+            raise AttributeError(f"'Recognizer' object has no attribute {name!r}{hint}")
         return getattr(keras_model, name)
 
     def __repr__(self):
