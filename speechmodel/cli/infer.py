@@ -96,7 +96,7 @@ flags.DEFINE_float("max_utterance", 20.0, "Files longer than this many seconds a
 flags.DEFINE_string("plot", None, "Write a PNG per file to this directory: log-mel spectrogram with the emotion timeline (long files) or the probabilities (clips).")
 flags.DEFINE_bool("same_speaker", False, "The inputs are one speaker's recordings: a model trained with speaker normalisation standardises them with their own statistics (better with more recordings; see the model card).")
 flags.DEFINE_float("min_confidence", None, "Label a result whose confidence is below this probability 'uncertain' (its probabilities are kept); the model card gives a threshold measured on validation speakers. Audio without speech is labelled 'no speech' whatever it is.")
-flags.DEFINE_enum("runtime", None, ["auto", "onnx", "keras"], "What runs a .keras model: onnx (ONNX Runtime, no TensorFlow; converted once into the cache), keras, or auto (onnx when it can). Default: $SPEECHMODEL_RUNTIME, else auto.")
+flags.DEFINE_enum("runtime", None, ["auto", "onnx", "keras"], "What runs a .keras model: onnx (ONNX Runtime, no TensorFlow; converted once into the cache), keras, or auto (onnx for a model on a pretrained speech front end, such as the default; keras for a CNN on log-mel segments, such as fast; see docs/onnx.md). Default: $SPEECHMODEL_RUNTIME, else auto.")
 flags.DEFINE_enum("precision", "float32", ["float32", "int8"], "ONNX Runtime: int8 runs the encoder's matrix multiplications with int8 weights (faster; see docs/onnx.md for the accuracy measured).")
 flags.DEFINE_integer("batch_size", 32, "Files (or windows) per batch.", lower_bound=1)
 flags.DEFINE_bool("timeline", False, "Table format: add a row per window of long recordings.")

@@ -47,8 +47,9 @@ def build_parser():
     )
     p.add_argument("--model", default=None, help="default, fast (a shipped model of speechmodel.presets), a run directory or a model file")
     p.add_argument("--runtime", default=None, choices=["auto", "onnx", "keras"],
-                   help="what runs a .keras model: onnx (ONNX Runtime), keras, or auto (onnx when it can; "
-                   "the default, or $SPEECHMODEL_RUNTIME)")
+                   help="what runs a .keras model: onnx (ONNX Runtime), keras, or auto (onnx for a model on a "
+                   "pretrained speech front end, keras for a CNN on log-mel segments; the default, or "
+                   "$SPEECHMODEL_RUNTIME)")
     p.add_argument("--precision", default="float32", choices=["float32", "int8"],
                    help="ONNX Runtime: int8 encoder matrix multiplications (see docs/onnx.md)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
