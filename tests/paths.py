@@ -19,6 +19,11 @@ SHARED = REPO.parent / "shared"
 RAVDESS = Path(os.environ.get("SER_TEST_RAVDESS", SHARED / "data" / "ravdess")).resolve()
 NEMO = Path(os.environ.get("SER_TEST_NEMO", SHARED / "data" / "nemo")).resolve()
 WEIGHTS = Path(os.environ.get("SER_TEST_WEIGHTS", SHARED / "weights")).resolve()
+# The ONNX conversions of the shipped models, built once (minutes) and kept
+# across test runs, apart from a user's cache.
+ONNX_CACHE = os.path.expanduser(
+    os.environ.get("SPEECHMODEL_TEST_ONNX_CACHE") or os.path.join("~", ".cache", "speechmodel-test-onnx")
+)
 EMOSPEECH = Path(os.environ.get("SER_TEST_EMOSPEECH", SHARED / "data" / "emospeech")).resolve()
 
 _WHERE = {

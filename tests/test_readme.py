@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.paths import EMOSPEECH, NEMO, RAVDESS, REPO, ravdess_files, require
+from tests.paths import EMOSPEECH, NEMO, ONNX_CACHE, RAVDESS, REPO, ravdess_files, require
 
 # slow: runs every documented command as a user types it (left out by -m "not slow").
 pytestmark = pytest.mark.slow
@@ -104,6 +104,9 @@ def checkout(tmp_path_factory):
 
 def run(command, cwd):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SER_DATA_DIR")}
+    # ONNX conversions of the shipped models come from the tests' own
+    # lasting cache (speechmodel/inference/onnx_backend_test.py builds it).
+    env["SPEECHMODEL_CACHE"] = ONNX_CACHE
     args = shlex.split(command)
     args[0] = sys.executable
     # The shell expands globs; so does this.

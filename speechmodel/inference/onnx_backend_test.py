@@ -16,7 +16,7 @@ import pytest
 
 from speechmodel import inference
 from speechmodel.inference import Predictor
-from tests.paths import REPO, ravdess_files
+from tests.paths import ONNX_CACHE, REPO, ravdess_files
 
 ATOL = 1e-4
 # The CNN model's log-mel segments differ more: its standardised log-mel
@@ -26,9 +26,7 @@ ATOL = 1e-4
 # probabilities by up to 2.6e-3 (measured); runtime "auto" keeps Keras for
 # it. Its test checks that bound and that every label is the same.
 ATOL_BY_MODEL = {"default": ATOL, "fast": 5e-3}
-CACHE = os.path.expanduser(
-    os.environ.get("SPEECHMODEL_TEST_ONNX_CACHE") or os.path.join("~", ".cache", "speechmodel-test-onnx")
-)
+CACHE = ONNX_CACHE
 
 
 @pytest.fixture(scope="module", autouse=True)
