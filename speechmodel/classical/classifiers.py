@@ -15,6 +15,11 @@ bagging    ``BaggingClassifier`` of decision trees (50)
 
 ``ClassicalModel`` wraps a pipeline with the class names and the feature
 configuration, so that it predicts from arrays or directly from audio files.
+With ``speaker_normalization=True`` each speaker's feature vectors are
+standardised with that speaker's own mean and variance before the pipeline
+(``fit`` needs the speaker of each row); a clip of an unknown speaker is
+standardised with an average training speaker's statistics, which the model
+holds.
 """
 
 import dataclasses
@@ -34,9 +39,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from speechmodel.classical.features import (
-    ClassicalFeatureConfig,
     extract_features,
+    feature_config,
+    feature_config_dict,
     feature_names,
+)
+from speechmodel.speaker_statistics import (
+    population_statistics,
+    speaker_statistics,
+    standardize,
 )
 
 
@@ -256,9 +267,11 @@ class ClassicalModel:
     Args:
         name: registered classifier name (``available_classifiers()``).
         params: estimator parameters over the registry defaults.
-        feature_config: the ClassicalFeatureConfig that produced (or will
-            produce) the features; default ``ClassicalFeatureConfig()``.
-            ``fit`` checks that ``X`` has its number of columns.
+        feature_config: the feature set that produced (or will produce)
+            the features: a name (``"statistics"``, ``"egemaps"``,
+            ``"compare"``), settings or a config (see
+            ``speechmodel.classical.features.feature_config``); default the
+            statistics. ``fit`` checks that ``X`` has its number of columns.
         class_names: class names; label ``i`` names ``class_names[i]``.
         seed: ``random_state`` of the estimator.
         grid: optional parameter grid (dict or list of dicts, bare parameter
@@ -266,6 +279,11 @@ class ClassicalModel:
             speaker-grouped inner cross-validation on the rows it is given
             (``groups`` is then required); see ``grid_search``.
         inner_splits: folds of that inner cross-validation.
+        speaker_normalization: standardise each speaker's rows with that
+            speaker's own statistics (``fit`` then needs ``groups``).
+        speaker_statistics: the average training speaker's ``{"mean":
+            [...], "variance": [...]}`` (set by ``fit``; given when a saved
+            model is loaded).
 
     Example:
 
@@ -286,6 +304,8 @@ class ClassicalModel:
         seed=0,
         grid=None,
         inner_splits=4,
+        speaker_normalization=False,
+        speaker_statistics=None,
     ):
         get_spec(name)
         class_names = list(class_names)
@@ -300,14 +320,23 @@ class ClassicalModel:
             )
         self.name = name
         self.params = normalize_params(params)
-        self.feature_config = ClassicalFeatureConfig.from_dict(
-            feature_config or ClassicalFeatureConfig()
-        )
+        self.feature_config = feature_config_of(feature_config)
         self.class_names = class_names
         self.seed = seed
         # A GridSpec (from grid_search.load_grid) is stored as its plain grid.
         self.grid = getattr(grid, "param_grid", grid)
         self.inner_splits = inner_splits
+        if not isinstance(speaker_normalization, bool):
+            raise ValueError(
+                "`speaker_normalization` must be true or false. "
+                f"Received: speaker_normalization={speaker_normalization!r}"
+            )
+        self.speaker_normalization = speaker_normalization
+        self.speaker_statistics = None
+        if speaker_statistics is not None:
+            self.speaker_statistics = _statistics_dict(
+                speaker_statistics, len(self.feature_names), speaker_normalization
+            )
         # Validates the parameter names now rather than at fit time.
         build_pipeline(name, self.params, seed=seed)
         self.pipeline_ = None
@@ -319,11 +348,13 @@ class ClassicalModel:
         return {
             "name": self.name,
             "params": dict(self.params),
-            "feature_config": self.feature_config.to_dict(),
+            "feature_config": feature_config_dict(self.feature_config),
             "class_names": list(self.class_names),
             "seed": self.seed,
             "grid": self.grid,
             "inner_splits": self.inner_splits,
+            "speaker_normalization": self.speaker_normalization,
+            "speaker_statistics": self.speaker_statistics,
         }
 
     @classmethod
@@ -345,7 +376,8 @@ class ClassicalModel:
         Args:
             X: float (n, d) features made with ``feature_config``.
             y: int (n,) class indices.
-            groups: (n,) speaker of each row; required with a grid.
+            groups: (n,) speaker of each row; required with a grid and
+                with speaker normalisation.
 
         Returns:
             self.
@@ -356,9 +388,18 @@ class ClassicalModel:
         if X.shape[1] != expected:
             raise ValueError(
                 f"`X` has {X.shape[1]} columns but the feature_config gives "
-                f"{expected}; pass the ClassicalFeatureConfig that produced X. "
+                f"{expected}; pass the feature configuration that produced X. "
                 f"Received: X.shape={X.shape}"
             )
+        if self.speaker_normalization:
+            if groups is None:
+                raise ValueError(
+                    "Speaker normalisation needs `groups` (the speaker of each row). "
+                    "Received: groups=None"
+                )
+            X, statistics = standardize_by_speaker(X, groups)
+            mean, variance = population_statistics(list(statistics.values()))
+            self.speaker_statistics = {"mean": mean.tolist(), "variance": variance.tolist()}
         missing = sorted(set(range(n_classes)) - set(np.unique(y).tolist()))
         if missing:
             warnings.warn(
@@ -401,8 +442,17 @@ class ClassicalModel:
                 "fit() or load a saved model."
             )
 
-    def predict_proba(self, X):
-        """Class probabilities, float64 (n, len(class_names)); rows sum to 1."""
+    def predict_proba(self, X, *, speakers=None):
+        """Class probabilities, float64 (n, len(class_names)); rows sum to 1.
+
+        Args:
+            X: float (n, d) features.
+            speakers: with speaker normalisation, the (n,) speaker of each
+                row: each speaker's rows are standardised with their own
+                statistics over the rows given (a speaker-adapted,
+                transductive prediction). Without it every row gets the
+                average training speaker's statistics (a clip on its own).
+        """
         self._check_fitted()
         X = check_xy(X)
         expected = len(self.feature_names)
@@ -411,14 +461,24 @@ class ClassicalModel:
                 f"`X` has {X.shape[1]} columns; this model takes {expected}. "
                 f"Received: X.shape={X.shape}"
             )
+        if speakers is not None and not self.speaker_normalization:
+            raise ValueError(
+                "`speakers` applies to a model with speaker_normalization=True. "
+                f"Received: {len(speakers)} speakers"
+            )
+        if speakers is not None:
+            X, _ = standardize_by_speaker(X, speakers)
+        elif self.speaker_normalization:
+            stats = self.speaker_statistics
+            X = standardize(X, np.asarray(stats["mean"]), np.asarray(stats["variance"]))
         raw = self.pipeline_.predict_proba(X)
         proba = np.zeros((X.shape[0], len(self.class_names)), np.float64)
         proba[:, np.asarray(self.pipeline_.classes_, dtype=np.int64)] = raw
         return proba
 
-    def predict(self, X):
+    def predict(self, X, *, speakers=None):
         """Class indices: the argmax of ``predict_proba`` (int64 (n,))."""
-        return np.argmax(self.predict_proba(X), axis=1).astype(np.int64)
+        return np.argmax(self.predict_proba(X, speakers=speakers), axis=1).astype(np.int64)
 
     def fit_paths(self, paths, y, groups=None, *, n_jobs=2, cache_dir=None):
         """Extracts features of ``paths`` and fits on them.
@@ -455,3 +515,62 @@ class ClassicalModel:
         else:
             proba = np.zeros((0, len(self.class_names)), np.float64)
         return PathPredictions(proba, result.kept, result.failures)
+
+
+def feature_config_of(value):
+    """``feature_config(value)``, its error naming the argument."""
+    try:
+        return feature_config(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`feature_config`: {exc}") from None
+
+
+def standardize_by_speaker(X, speakers):
+    """Each speaker's rows standardised with that speaker's own mean and
+    variance over them (``speechmodel.speaker_statistics``).
+
+    Args:
+        X: float (n, d).
+        speakers: (n,) speaker of each row.
+
+    Returns:
+        ``(standardised X as float64 (n, d), {speaker: (mean, variance)})``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    speakers = np.asarray(speakers)
+    if speakers.shape != (X.shape[0],):
+        raise ValueError(
+            f"`speakers` must hold one speaker per row of X ({X.shape[0]}). "
+            f"Received: shape={speakers.shape}"
+        )
+    out = np.empty_like(X)
+    statistics = {}
+    for speaker in np.unique(speakers):
+        rows = speakers == speaker
+        mean, variance = speaker_statistics([X[rows]])
+        statistics[speaker.item() if hasattr(speaker, "item") else speaker] = (mean, variance)
+        out[rows] = standardize(X[rows], mean, variance)
+    return out, statistics
+
+
+def _statistics_dict(value, dims, normalized):
+    if not normalized:
+        raise ValueError(
+            "`speaker_statistics` applies to a model with speaker_normalization=True. "
+            "Received: speaker_statistics given, speaker_normalization=False"
+        )
+    if not isinstance(value, dict) or set(value) != {"mean", "variance"}:
+        raise ValueError(
+            "`speaker_statistics` is a dict with keys mean and variance. "
+            f"Received: {type(value).__name__}"
+        )
+    out = {}
+    for key in ("mean", "variance"):
+        array = np.asarray(value[key], dtype=np.float64)
+        if array.shape != (dims,) or not np.isfinite(array).all() or (key == "variance" and (array < 0).any()):
+            raise ValueError(
+                f"`speaker_statistics['{key}']` must hold {dims} finite values"
+                f"{' >= 0' if key == 'variance' else ''}. Received: shape={array.shape}"
+            )
+        out[key] = array.tolist()
+    return out

@@ -171,3 +171,56 @@ def test_paths_api_reports_bad_files(tmp_path):
 def test_register_classifier_validates():
     with pytest.raises(ValueError, match="callable"):
         C.register_classifier("x", None)
+
+
+def speakers_apart(seed=0):
+    """Three classes on column 0, but every speaker's voice shifts all
+    columns by far more than the classes differ."""
+    rng = np.random.default_rng(seed)
+    y = np.tile(np.repeat(np.arange(3), 10), 6)
+    groups = np.repeat(np.arange(6), 30)
+    X = rng.normal(size=(y.size, 6)) * 0.3
+    X[:, 0] += y
+    X += (groups[:, None] - 2.5) * 20.0
+    return X, y, groups
+
+
+def test_speaker_normalisation_standardises_each_speaker_with_their_own_statistics():
+    X, y, groups = speakers_apart()
+    train, test = groups < 4, groups >= 4
+    model = ClassicalModel("svm", feature_config=CONFIG, class_names=NAMES, speaker_normalization=True)
+    with pytest.raises(ValueError, match="needs `groups`"):
+        model.fit(X[train], y[train])
+    model.fit(X[train], y[train], groups[train])
+    # The average training speaker: mean of the speakers' means and variances.
+    means = [X[groups == g].mean(0) for g in range(4)]
+    variances = [X[groups == g].var(0) for g in range(4)]
+    np.testing.assert_allclose(model.speaker_statistics["mean"], np.mean(means, 0))
+    np.testing.assert_allclose(model.speaker_statistics["variance"], np.mean(variances, 0))
+    # Each unseen speaker with their own statistics: classes recovered;
+    # the same rows per clip (the average training speaker) are not.
+    adapted = model.predict(X[test], speakers=groups[test])
+    assert (adapted == y[test]).mean() > 0.9
+    assert (model.predict(X[test]) == y[test]).mean() < 0.5
+    one = groups[test] == 4
+    np.testing.assert_allclose(
+        model.predict_proba(X[test][one], speakers=groups[test][one]),
+        model.predict_proba(X[test], speakers=groups[test])[one],
+    )
+    # A model without it takes no speakers.
+    plain = ClassicalModel("svm", feature_config=CONFIG, class_names=NAMES).fit(X, y)
+    with pytest.raises(ValueError, match="speaker_normalization=True"):
+        plain.predict(X, speakers=groups)
+    # The statistics are part of the config (JSON), so a saved model keeps them.
+    again = ClassicalModel.from_config(model.get_config())
+    assert again.speaker_statistics == model.speaker_statistics
+    with pytest.raises(ValueError, match=r"speaker_statistics\['mean'\]` must hold 6 finite values"):
+        ClassicalModel.from_config({**model.get_config(), "speaker_statistics": {"mean": [0.0], "variance": [1.0]}})
+
+
+def test_feature_sets_by_name():
+    model = ClassicalModel("knn", feature_config="egemaps", class_names=NAMES)
+    assert model.get_config()["feature_config"] == {"feature_set": "egemaps", "sample_rate": 16000}
+    assert len(model.feature_names) == 88
+    with pytest.raises(ValueError, match="`feature_config`: Unknown feature set"):
+        ClassicalModel("knn", feature_config="gemaps", class_names=NAMES)

@@ -15,7 +15,11 @@ import warnings
 
 import numpy as np
 
-from speechmodel.classical.classifiers import ClassicalModel, check_xy
+from speechmodel.classical.classifiers import (
+    ClassicalModel,
+    check_xy,
+    standardize_by_speaker,
+)
 from speechmodel.classical.grid_search import GridSpec, grid_search, load_grid
 
 
@@ -48,6 +52,7 @@ def run_classical_fold(
     inner_splits=4,
     n_jobs=1,
     allow_speaker_overlap=False,
+    speaker_normalization=False,
     progress=None,
 ):
     """Grid search, refit and test predictions for one outer fold.
@@ -65,19 +70,27 @@ def run_classical_fold(
         class_names: names of the classes; default ``"0"``, ``"1"``, ...
             up to ``max(y)``.
         params: fixed parameters the grid is applied on top of.
-        feature_config: the ClassicalFeatureConfig that produced ``X``
-            (default ``ClassicalFeatureConfig()``).
+        feature_config: the feature configuration that produced ``X``
+            (``speechmodel.classical.features.feature_config``; default
+            the statistics).
         inner_splits: folds of the inner speaker-grouped cross-validation.
         n_jobs: parallel fits of the grid search.
         allow_speaker_overlap: accept a test speaker that also appears in
             train/val (speaker-dependent protocols only; warns).
+        speaker_normalization: standardise each speaker's rows with that
+            speaker's own statistics (``ClassicalModel``'s): the search and
+            the refit on the training speakers' own, the test rows on each
+            test speaker's own over their test rows (transductive: it needs
+            unlabelled recordings of each test speaker) and, for
+            ``per_clip_probabilities``, on an average training speaker's.
         progress: optional ``progress(done, total, params, mean_uar)`` after
             each grid candidate (``grid_search``'s).
 
     Returns:
         dict with ``test_idx`` (int64), ``probabilities`` (float64
         (n_test, n_classes), rows aligned with ``test_idx``),
-        ``predictions`` (int64), ``chosen_params``, ``inner_uar`` (mean
+        ``predictions`` (int64), ``per_clip_probabilities`` (with
+        speaker normalisation, else None), ``chosen_params``, ``inner_uar`` (mean
         inner-CV UAR of the chosen parameters, None without a grid),
         ``candidates`` (every candidate's inner UAR), ``fit_seconds``
         (search + refit), ``search_seconds``, ``n_fit_rows``,
@@ -140,7 +153,7 @@ def run_classical_fold(
     if grid is not None:
         search = grid_search(
             name,
-            X_fit,
+            standardize_by_speaker(X_fit, g_fit)[0] if speaker_normalization else X_fit,
             y_fit,
             g_fit,
             param_grid=grid,
@@ -158,14 +171,21 @@ def run_classical_fold(
         feature_config=feature_config,
         class_names=class_names,
         seed=seed,
+        speaker_normalization=speaker_normalization,
     )
-    model.fit(X_fit, y_fit)
+    model.fit(X_fit, y_fit, g_fit if speaker_normalization else None)
     fit_seconds = time.perf_counter() - start
-    probabilities = model.predict_proba(X[test_idx])
+    per_clip = model.predict_proba(X[test_idx])
+    probabilities = (
+        model.predict_proba(X[test_idx], speakers=groups[test_idx])
+        if speaker_normalization
+        else per_clip
+    )
     return {
         "test_idx": test_idx,
         "probabilities": probabilities,
         "predictions": np.argmax(probabilities, axis=1).astype(np.int64),
+        "per_clip_probabilities": per_clip if speaker_normalization else None,
         "chosen_params": chosen,
         "inner_uar": None if search is None else search.best_score,
         "candidates": [] if search is None else search.candidates,

@@ -122,3 +122,22 @@ def test_fold_refuses_leaks():
         run_classical_fold("knn", X, y, groups, train_idx, val_idx, [60], **common)
     with pytest.raises(ValueError, match="0 test"):
         run_classical_fold("knn", X, y, groups, train_idx, val_idx, [], **common)
+
+
+def test_speaker_normalised_fold_gives_adapted_and_per_clip_probabilities():
+    X, y, groups = data(n_speakers=6, per_class=10)
+    X = X + (groups[:, None] - 102.5) * 10.0  # Speakers far apart.
+    train_idx, val_idx, test_idx = split(groups, [100, 105], [101])
+    common = dict(grid={"n_neighbors": [3, 5]}, seed=0, class_names=["no", "yes"],
+                  feature_config=CONFIG, inner_splits=3)
+    result = run_classical_fold("knn", X, y, groups, train_idx, val_idx, test_idx,
+                                speaker_normalization=True, **common)
+    model = result["model"]
+    assert model.speaker_normalization
+    np.testing.assert_allclose(
+        result["probabilities"], model.predict_proba(X[test_idx], speakers=groups[test_idx])
+    )
+    np.testing.assert_allclose(result["per_clip_probabilities"], model.predict_proba(X[test_idx]))
+    assert (result["predictions"] == y[test_idx]).mean() >= 0.9
+    plain = run_classical_fold("knn", X, y, groups, train_idx, val_idx, test_idx, **common)
+    assert plain["per_clip_probabilities"] is None

@@ -1,6 +1,21 @@
-"""Utterance-level acoustic statistics for the classical baselines.
+"""Utterance-level features for the classical baselines, by feature set.
 
-Each utterance (16 kHz mono by default) becomes one fixed-length vector:
+Three feature sets, chosen by name (``feature_config``, the config's
+``training.classical.features``, ``train.py --features``):
+
+==========  =====  ========================================================
+name        dims   what
+==========  =====  ========================================================
+statistics  784    the librosa statistics below (``ClassicalFeatureConfig``;
+                   the default)
+egemaps     88     openSMILE's eGeMAPSv02 functionals
+compare     6373   openSMILE's ComParE 2016 functionals
+==========  =====  ========================================================
+
+(openSMILE's sets: ``speechmodel.classical.opensmile_features``.) Every set
+is extracted, cached and reported the same way (``extract_features``).
+
+The statistics: each utterance (16 kHz mono by default) becomes one fixed-length vector:
 frame-level descriptors from librosa, summarised over the utterance's frames
 by aggregators (mean, std, min, max). The descriptors are those of the seed
 recognisers:
@@ -47,6 +62,12 @@ import numpy as np
 
 from speechmodel import fileio
 from speechmodel.audio import AudioError, load_audio
+from speechmodel.classical.opensmile_features import (
+    FEATURE_SETS as OPENSMILE_SETS,
+    OpenSmileFeatureConfig,
+    compute_opensmile,
+    opensmile_feature_names,
+)
 from speechmodel.config import JsonConfig
 from speechmodel.errors import Error
 
@@ -67,6 +88,8 @@ FEATURES = (
 AGGREGATORS = ("mean", "std", "min", "max")
 # Everything but pitch (pyin costs more than all the others together).
 DEFAULT_FEATURES = tuple(name for name in FEATURES if name != "pitch")
+# The feature sets by name; "statistics" (ClassicalFeatureConfig) is the default.
+FEATURE_SETS = ("statistics",) + tuple(OPENSMILE_SETS)
 
 
 class FeatureError(Error, ValueError):
@@ -108,6 +131,9 @@ class ClassicalFeatureConfig(JsonConfig):
     contrast_fmin: float = 200.0
     pitch_fmin: float = 60.0
     pitch_fmax: float = 500.0
+
+    # The set's name (a class attribute, not a setting).
+    feature_set = "statistics"
 
     def __post_init__(self):
         # Lists from JSON become tuples, so the config stays hashable.
@@ -172,6 +198,56 @@ class ClassicalFeatureConfig(JsonConfig):
         text = f"{FEATURE_CODE_VERSION}:{self.to_json()}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
+    @property
+    def min_samples(self):
+        """The shortest signal analysed: one STFT hop."""
+        return self.hop_length
+
+
+def feature_config(value=None):
+    """The feature configuration of a feature set.
+
+    Args:
+        value: None (the default statistics), a set's name (``"statistics"``,
+            ``"egemaps"``, ``"compare"``), a dict of settings with an
+            optional ``feature_set`` key (default ``"statistics"``; the
+            statistics' other keys are ``ClassicalFeatureConfig``'s), or a
+            ``ClassicalFeatureConfig`` / ``OpenSmileFeatureConfig``.
+
+    Returns:
+        ``ClassicalFeatureConfig`` or ``OpenSmileFeatureConfig``.
+
+    Raises:
+        ValueError: an unknown set or setting (the message quotes it).
+    """
+    if value is None:
+        return ClassicalFeatureConfig()
+    if isinstance(value, (ClassicalFeatureConfig, OpenSmileFeatureConfig)):
+        return value
+    if isinstance(value, str):
+        value = {"feature_set": value}
+    if not isinstance(value, dict):
+        raise ValueError(
+            "A feature configuration is a set's name or a dict of settings. "
+            f"Received: {type(value).__name__}"
+        )
+    settings = dict(value)
+    name = settings.pop("feature_set", "statistics")
+    if name not in FEATURE_SETS:
+        raise ValueError(
+            f"Unknown feature set; known: {', '.join(FEATURE_SETS)}. "
+            f"Received: feature_set={name!r}"
+        )
+    if name == "statistics":
+        return ClassicalFeatureConfig.from_dict(settings)
+    return OpenSmileFeatureConfig.from_dict({"feature_set": name, **settings})
+
+
+def feature_config_dict(config):
+    """A feature configuration as JSON-ready settings, naming its set
+    (``feature_config`` reads it back)."""
+    return {"feature_set": config.feature_set, **config.to_dict()}
+
 
 def _dims(name, config):
     return {
@@ -194,7 +270,9 @@ def feature_names(config=None):
     by coefficient; pitch adds ``pitch_voiced_fraction`` after its f0
     statistics (``pitch_f0_mean`` ...).
     """
-    config = config or ClassicalFeatureConfig()
+    config = feature_config(config)
+    if isinstance(config, OpenSmileFeatureConfig):
+        return opensmile_feature_names(config)
     names = []
     for feature in config.features:
         dims = _dims(feature, config)
@@ -222,18 +300,18 @@ def compute_features(y, *, config=None):
 
     Args:
         y: 1-D float waveform at ``config.sample_rate``.
-        config: ClassicalFeatureConfig (defaults if None).
+        config: a feature configuration (``feature_config``: a set's name,
+            settings or config; the default statistics if None).
 
     Returns:
         float32 array of ``len(feature_names(config))`` values.
 
     Raises:
         ValueError: ``y`` is not a non-empty 1-D finite signal.
-        FeatureError: a descriptor came out non-finite.
+        FeatureError: a value came out non-finite, or (an openSMILE set)
+            ``y`` is shorter than ``config.min_samples``.
     """
-    import librosa
-
-    config = config or ClassicalFeatureConfig()
+    config = feature_config(config)
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1 or y.size == 0:
         raise ValueError(
@@ -242,6 +320,23 @@ def compute_features(y, *, config=None):
         )
     if not np.isfinite(y).all():
         raise ValueError("compute_features: the waveform holds NaN or inf.")
+    if isinstance(config, OpenSmileFeatureConfig):
+        if len(y) < config.min_samples:  # openSMILE would give NaN.
+            raise FeatureError(too_short_reason(len(y), config))
+        values = compute_opensmile(y, config=config)
+        if not np.isfinite(values).all():
+            raise FeatureError(
+                f"the `{config.feature_set}` functionals are not finite "
+                f"({int(np.sum(~np.isfinite(values)))} values)"
+            )
+        return values
+    return _statistics(y, config)
+
+
+def _statistics(y, config):
+    """``compute_features`` of the librosa statistics (checked input)."""
+    import librosa
+
     sr = config.sample_rate
     stft = dict(n_fft=config.n_fft, hop_length=config.hop_length)
     parts = {}
@@ -379,19 +474,21 @@ def cache_key(path, config):
 
 
 def too_short_reason(samples, config):
-    """The reason for a clip too short for the statistics: less than one
-    STFT hop (``hop_length`` samples) of signal."""
-    rate = config.sample_rate
+    """The reason for a clip too short for the feature set: less than
+    ``config.min_samples`` of signal (the statistics: one STFT hop; the
+    openSMILE sets: their 60 ms analysis window)."""
+    rate, least = config.sample_rate, config.min_samples
+    what = "classical features" if config.feature_set == "statistics" else f"{config.feature_set} features"
     return (
         f"too short to analyse: {samples} sample{'s' if samples != 1 else ''} "
-        f"({samples / rate:.4f} s) at {rate} Hz; the classical features need at "
-        f"least {config.hop_length} samples ({config.hop_length / rate:.3f} s)"
+        f"({samples / rate:.4f} s) at {rate} Hz; the {what} need at "
+        f"least {least} samples ({least / rate:.3f} s)"
     )
 
 
 def _extract_one(index, path, config_dict, cache_dir):
     """Worker: (index, vector or None, reason or None). Never raises."""
-    config = ClassicalFeatureConfig.from_dict(config_dict)
+    config = feature_config(config_dict)
     cache_file = None
     try:
         if cache_dir is not None and os.path.isfile(path):
@@ -404,7 +501,7 @@ def _extract_one(index, path, config_dict, cache_dir):
                 except (OSError, ValueError):
                     pass  # Unreadable cache entry: recompute and overwrite.
         y = load_audio(path, sample_rate=config.sample_rate)
-        if len(y) < config.hop_length:
+        if len(y) < config.min_samples:
             return index, None, too_short_reason(len(y), config)
         vector = compute_features(y, config=config)
     except AudioError as exc:
@@ -428,7 +525,8 @@ def extract_features(paths, config=None, *, n_jobs=2, cache_dir=None):
 
     Args:
         paths: audio file paths.
-        config: ClassicalFeatureConfig (defaults if None).
+        config: a feature configuration (``feature_config``: a set's name,
+            settings or config; the default statistics if None).
         n_jobs: worker processes (1 runs in this process).
         cache_dir: directory of per-file ``.npy`` vectors keyed by
             ``cache_key`` (absolute path, size, mtime, config digest);
@@ -440,7 +538,7 @@ def extract_features(paths, config=None, *, n_jobs=2, cache_dir=None):
         as ``FeatureFailure(index, path, reason)``; ``result.kept`` gives the
         indices of the rows that are in ``X``.
     """
-    config = ClassicalFeatureConfig.from_dict(config or ClassicalFeatureConfig())
+    config = feature_config(config)
     if isinstance(paths, (str, os.PathLike)):
         raise ValueError(
             "extract_features takes a list of paths, not one path. "
@@ -454,8 +552,9 @@ def extract_features(paths, config=None, *, n_jobs=2, cache_dir=None):
     if cache_dir is not None:
         cache_dir = os.fspath(cache_dir)
         os.makedirs(cache_dir, exist_ok=True)
+    # An openSMILE set without the package: one error, not one per file.
     names = feature_names(config)
-    jobs = [(i, p, config.to_dict(), cache_dir) for i, p in enumerate(paths)]
+    jobs = [(i, p, feature_config_dict(config), cache_dir) for i, p in enumerate(paths)]
     if n_jobs == 1 or len(paths) <= 1:
         results = [_extract_one(*job) for job in jobs]
     else:

@@ -86,7 +86,7 @@ def test_metadata_is_readable_json(tmp_path):
     save_model(model, path)
     meta = read_metadata(path)
     assert meta["config"]["class_names"] == NAMES
-    assert meta["config"]["feature_config"] == CONFIG.to_dict()
+    assert meta["config"]["feature_config"] == {"feature_set": "statistics", **CONFIG.to_dict()}
     assert meta["config"]["params"] == model.chosen_params_
     assert meta["grid_result"]["best_params"] == model.grid_result_.best_params
     assert meta["feature_names"][0] == "mfcc_00_mean"
@@ -184,3 +184,17 @@ def test_malformed_archives_are_refused(tmp_path):
         load_model(path)
     with pytest.raises(ValueError, match="model file not found"):
         load_model(tmp_path / "absent.skz")
+
+
+def test_a_speaker_normalised_model_on_egemaps_loads_as_saved(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    X = rng.normal(size=(60, 88))
+    X[:, 0] += 2 * y
+    model = ClassicalModel("svm", feature_config="egemaps", class_names=NAMES, speaker_normalization=True)
+    model.fit(X, y, groups=np.arange(60) % 4)
+    save_model(model, tmp_path / "m.skz")
+    loaded = load_model(tmp_path / "m.skz")
+    assert loaded.feature_config == model.feature_config and loaded.speaker_normalization
+    assert loaded.speaker_statistics == model.speaker_statistics
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))

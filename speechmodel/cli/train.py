@@ -48,6 +48,7 @@ def define_flags():
     flags.DEFINE_string("test_dataset", None, "Cross-corpus: the corpus to test on (with --protocol cross).")
     flags.DEFINE_string("test_data_dir", None, "Cross-corpus: the test corpus directory.")
     flags.DEFINE_string("model", None, "speechmodel (DCNN-BLSTMwA), a baseline (alexnet, alexnet_gap, cnn4, resnet18, resnet34, resnet50, vgg11, vgg16, ...) or a classical one (svm, rf, hgb, knn, mlp, bagging).")
+    flags.DEFINE_string("features", None, "A classical model's feature set: statistics (librosa statistics, the default), egemaps (openSMILE's eGeMAPSv02 functionals, 88 values) or compare (ComParE 2016 functionals, 6373). Sets training.classical.features; the deep models' features are the config's features section.")
     flags.DEFINE_string("backbone", None, "SpeechModel's segment embedder: a pretrained speech front end (whisper_base: Whisper's encoder, the default recipe) or a CNN: alexnet, alexnet_gap, cnn4, resnet18, resnet34, resnet50, resnet50v2, vgg11, vgg16, mobilenetv2, efficientnetb0.")
     flags.DEFINE_integer("fine_tune_blocks", None, "With a pretrained front end and --mode end_to_end: train its top N blocks (0: frozen).", lower_bound=0)
     flags.DEFINE_string("weights", None, "Initial CNN weights: imagenet, none, or a local weights file (front ends: their pretrained weights unless a file is given).")
@@ -221,6 +222,14 @@ def _setup_from_flags(flags, *, say=None):
         put("model.weights", None if flags.weights.lower() == "none" else flags.weights, "--weights")
     if "model.name" in cli or "model.backbone" in cli:
         _drop_other_model_keys(config, cli, source, say)
+    if _given(flags, "features"):
+        if config["model"].get("name") not in CLASSICAL_MODELS:
+            raise ConfigError(
+                f"--features chooses the feature set of a classical model (--model "
+                f"{', '.join(CLASSICAL_MODELS)}); model {config['model'].get('name')!r} takes the "
+                f"config's features section. Received: features={flags.features!r}"
+            )
+        put("training.classical.features", flags.features, "--features")
     if _given(flags, "augment"):
         put("training.augment", parse_augment(flags.augment, config["training"]["augment"]), "--augment")
     for text in flags.set:

@@ -1,7 +1,12 @@
 """One fold of a classical (scikit-learn) model
-(:func:`run_classical_fold`): its features extracted (cached, a chunk of
-files at a time), the grid search over the training speakers, the refit,
-the test, and the model saved as ``model.skz``."""
+(:func:`run_classical_fold`): its features extracted (the feature set of
+``training.classical.features``; cached, a chunk of files at a time), the
+grid search over the training speakers, the refit, the test, and the model
+saved as ``model.skz``. With ``training.classical.speaker_normalization``
+every speaker's features are standardised with that speaker's own
+statistics (the test speakers' over their test recordings: transductive),
+and each test clip is also classified on its own (an average training
+speaker's statistics: ``predicted_per_clip``)."""
 
 import os
 import time
@@ -15,14 +20,15 @@ from speechmodel.training.folds import fold_data, fold_result
 def run_classical_fold(config, manifest, test_manifest, fold, number, class_names, fold_dir, *,
                         reporter=None, label=None):
     from speechmodel.classical import experiment, persistence
-    from speechmodel.classical.features import ClassicalFeatureConfig
+    from speechmodel.classical.features import feature_config as feature_config_of
     from speechmodel.classical.grid_search import default_grid_path
 
     start = time.time()
     reporter = reporter or run_log.quiet_reporter()
     label = label or f"fold {fold.name}"
     settings = dict(config["training"].get("classical") or {})
-    feature_config = ClassicalFeatureConfig.from_dict(settings.get("features") or {})
+    feature_config = feature_config_of(settings.get("features"))
+    speaker_normalization = bool(settings.get("speaker_normalization", False))
     # The run directory's parent (folds/<fold>/ and final/ alike).
     run_dir = os.path.dirname(fold_dir) if fold.name == "final" else os.path.dirname(os.path.dirname(fold_dir))
     cache_dir = settings.get("cache_dir") or os.path.join(run_dir, "..", ".feature-cache")
@@ -31,7 +37,7 @@ def run_classical_fold(config, manifest, test_manifest, fold, number, class_name
     n_jobs = int(settings.get("n_jobs", 2))
     matrix = _classical_features(
         [u.path for u in rows], feature_config, n_jobs=n_jobs, cache_dir=cache_dir,
-        reporter=reporter, label=f"{label}: features",
+        reporter=reporter, label=f"{label}: {feature_config.feature_set} features",
     )
     kept = np.asarray(matrix.kept, dtype=np.int64)
     position = {int(k): i for i, k in enumerate(kept)}
@@ -64,6 +70,7 @@ def run_classical_fold(config, manifest, test_manifest, fold, number, class_name
     common = {
         "grid": grid, "seed": int(config["training"]["seed"]), "class_names": class_names,
         "params": settings.get("params"), "feature_config": feature_config, "n_jobs": n_jobs,
+        "speaker_normalization": speaker_normalization,
     }
     fit_rows = np.concatenate([rows_of(fold.train), rows_of(fold.val)])
     if len(fold.test):
@@ -86,6 +93,8 @@ def run_classical_fold(config, manifest, test_manifest, fold, number, class_name
         "failed_files": [[f.path, f.reason] for f in matrix.failures],
         "seconds": time.time() - start,
     }
+    if outcome.get("per_clip_probabilities") is not None:
+        extra["per_clip_predicted"] = np.asarray(outcome["per_clip_probabilities"]).argmax(-1)
     reporter.run.epoch_done((fold.name, "classical"), extra["seconds"])
     reporter.say(
         f"{label}: chose {_params_text(outcome['chosen_params'])} ({extra['fit_seconds']:.0f} s) "
@@ -120,11 +129,11 @@ def _classical_features(paths, feature_config, *, n_jobs, cache_dir, reporter, l
 
 
 def _fit_classical(name, X, y, groups, *, grid, seed, class_names, params, feature_config, n_jobs,
-                   progress=None):
+                   speaker_normalization=False, progress=None):
     """The final classical model: the grid search and the refit of
     ``speechmodel.classical.experiment.run_classical_fold`` on every
     (non-test) row, nothing to predict."""
-    from speechmodel.classical.classifiers import ClassicalModel
+    from speechmodel.classical.classifiers import ClassicalModel, standardize_by_speaker
     from speechmodel.classical.grid_search import GridSpec, grid_search, load_grid
 
     start = time.perf_counter()
@@ -134,13 +143,15 @@ def _fit_classical(name, X, y, groups, *, grid, seed, class_names, params, featu
         grid = grid.param_grid
     chosen, search = dict(params or {}), None
     if grid is not None:
+        searched = standardize_by_speaker(X, groups)[0] if speaker_normalization else X
         search = grid_search(
-            name, X, y, groups, param_grid=grid, base_params=params, seed=seed, n_jobs=n_jobs,
+            name, searched, y, groups, param_grid=grid, base_params=params, seed=seed, n_jobs=n_jobs,
             progress=progress,
         )
         chosen.update(search.best_params)
-    model = ClassicalModel(name, params=chosen, feature_config=feature_config, class_names=class_names, seed=seed)
-    model.fit(X, y)
+    model = ClassicalModel(name, params=chosen, feature_config=feature_config, class_names=class_names, seed=seed,
+                           speaker_normalization=speaker_normalization)
+    model.fit(X, y, groups if speaker_normalization else None)
     return {
         "model": model,
         "chosen_params": chosen,

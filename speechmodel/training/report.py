@@ -17,6 +17,7 @@ import os
 import sys
 
 from speechmodel.training import artifacts
+from speechmodel.training.schema import CLASSICAL_MODELS
 
 
 def load_run(run_dir):
@@ -42,6 +43,11 @@ def row(run_dir):
             else f"{training['epochs']} epochs"
         )
         label += f" ({model.get('backbone', 'alexnet')}, {training['mode']}, {epochs})"
+    elif label in CLASSICAL_MODELS:
+        from speechmodel.classical.features import feature_config
+
+        features = (config["training"].get("classical") or {}).get("features")
+        label += f" on {feature_config(features).feature_set} features"
     normalized = metrics.get("speaker_normalization")
     if normalized:
         label += ", speaker-normalised: each test speaker with their own statistics (transductive)"

@@ -39,7 +39,7 @@ def test_unfinished_and_failed_runs_are_skipped_with_a_warning_and_the_table_pri
     assert "no metrics.json (the run has not finished)" in warnings[0]
     assert str(broken) in warnings[1] and str(wrong) in warnings[2]
     lines = captured.out.splitlines()
-    assert len(lines) == 3 and lines[2].startswith("| svm | ravdess | kfold | 2 | 50.00 |")
+    assert len(lines) == 3 and lines[2].startswith("| svm on statistics features | ravdess | kfold | 2 | 50.00 |")
     [row] = json.loads(table.read_text())
     assert row["deployable_model"] == str(done / "model.skz")
     assert lines[2].rstrip(" |").endswith(str(done / "model.skz"))

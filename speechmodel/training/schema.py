@@ -48,7 +48,7 @@ FRONT_END_KEYS = (
 ) + _HEAD_KEYS
 BASELINE_KEYS = ("name", "backbone", "weights", "dropout") + _CNN_KEYS
 CLASSICAL_KEYS = ("name", "weights")
-CLASSICAL_SETTINGS = ("features", "grid", "params", "n_jobs", "cache_dir")
+CLASSICAL_SETTINGS = ("features", "grid", "params", "n_jobs", "cache_dir", "speaker_normalization")
 
 # The dict sections whose keys are not fixed here (checked by validate()
 # against the chosen model, the corpus loader or speechmodel.augment).
@@ -244,6 +244,7 @@ def validate(config, *, deep=True):
             f"training.classical takes {', '.join(CLASSICAL_SETTINGS)}; unknown: {unknown}"
             f"{closest(unknown[0], CLASSICAL_SETTINGS)}. Received: classical={training['classical']!r}"
         )
+    _validate_classical(training["classical"])
     if training["augment"] and deep:
         from speechmodel.augment import Augmentation
 
@@ -253,6 +254,21 @@ def validate(config, *, deep=True):
             raise ConfigError(f"training.augment: {exc}") from None
     _validate_front_end(config)
     _validate_partial_labels(config)
+
+
+def _validate_classical(settings):
+    """The feature set (``training.classical.features``: a set's name or
+    its settings) and ``speaker_normalization``; the rest is checked where
+    it is used (the grid by ``load_grid``, the parameters by the
+    classifier)."""
+    from speechmodel.classical.features import feature_config
+
+    try:
+        feature_config(settings.get("features"))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"training.classical.features: {exc}") from None
+    if "speaker_normalization" in settings:
+        _check("training.classical.speaker_normalization", settings["speaker_normalization"], _BOOL)
 
 
 def _validate_dataset(config):
