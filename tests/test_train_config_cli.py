@@ -151,6 +151,20 @@ def test_print_config_applies_flags_then_set(tmp_path):
     assert json.loads(result.stdout)["training"]["init_from"] == "fast"
 
 
+def test_features_chooses_a_classical_models_feature_set():
+    result = train("--model", "svm", "--features", "egemaps", "--set",
+                   "training.classical.speaker_normalization=true", "--print_config")
+    assert result.returncode == 0, result.stderr
+    classical = json.loads(result.stdout)["training"]["classical"]
+    assert classical == {"features": "egemaps", "speaker_normalization": True}
+    assert_usage_error(train("--model", "svm", "--features", "gemaps"),
+                       "training.classical.features (--features): Unknown feature set; known: "
+                       "statistics, egemaps, compare. Received: feature_set='gemaps'")
+    assert_usage_error(train("--features", "compare"),
+                       "--features chooses the feature set of a classical model",
+                       "model 'speechmodel' takes the config's features section")
+
+
 def test_flags_that_change_the_model_leave_the_file_keys_they_make_unused():
     # --model svm over the recipe: its deep-training keys are not used by a
     # classical model, so they are left at their defaults (said once).

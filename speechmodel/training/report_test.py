@@ -95,3 +95,12 @@ def test_a_calibrated_run_reports_its_ece_before_and_after(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[3].startswith("| calibration: expected calibration error 12.34 % before, 4.56 % after "
                                "temperature scaling")
+
+
+def test_a_classical_run_names_its_feature_set(tmp_path, capsys):
+    run = _run(tmp_path / "run", final=False)
+    config = json.loads((run / "config.json").read_text())
+    config["training"] = {"classical": {"features": "egemaps", "speaker_normalization": True}}
+    (run / "config.json").write_text(json.dumps(config))
+    assert report.main([str(run)]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("| svm on egemaps features | ravdess |")

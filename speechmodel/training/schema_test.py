@@ -72,6 +72,12 @@ def test_names_model_keys_and_shapes_are_checked_without_tensorflow():
          "model.speaker_normalization must be"),
         ({"model": {"speaker_normalization": True}},
          "model.speaker_normalization is not a setting of model 'speechmodel' on the CNN"),
+        ({"model": {"name": "svm"}, "training": {"classical": {"features": "egemap"}}},
+         "training.classical.features: Unknown feature set; known: statistics, egemaps, compare"),
+        ({"model": {"name": "svm"}, "training": {"classical": {"features": {"feature_set": "compare", "n_mfcc": 9}}}},
+         r"training.classical.features: OpenSmileFeatureConfig: unknown keys \['n_mfcc'\]"),
+        ({"model": {"name": "svm"}, "training": {"classical": {"speaker_normalization": "yes"}}},
+         "training.classical.speaker_normalization must be true or false"),
     ]
     for override, message in cases:
         with pytest.raises(D.ConfigError, match=message):
