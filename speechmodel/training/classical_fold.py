@@ -8,6 +8,7 @@ statistics (the test speakers' over their test recordings: transductive),
 and each test clip is also classified on its own (an average training
 speaker's statistics: ``predicted_per_clip``)."""
 
+import logging
 import os
 import time
 
@@ -123,6 +124,8 @@ def _classical_features(paths, feature_config, *, n_jobs, cache_dir, reporter, l
         failures += [FeatureFailure(f.index + begin, f.path, f.reason) for f in part.failures]
         count.update(min(begin + chunk, len(paths)))
     count.close()
+    for failure in failures:  # Said, as the deep models' input pipeline says them.
+        logging.warning("Skipping %s: %s", failure.path, failure.reason)
     if names is None:
         return extract_features([], feature_config, n_jobs=1, cache_dir=cache_dir)
     return FeatureMatrix(np.concatenate(blocks), names, failures)

@@ -101,7 +101,8 @@ def summarise(config, folds, results, class_names, run_dir, seconds, *, final=No
             metrics["speaker_normalization"] = {
                 "uar": pooled["uar"], "wa": pooled["wa"],
                 "per_clip_uar": single["uar"], "per_clip_wa": single["wa"],
-                "definition": "uar/wa: each test speaker's embeddings standardised with that "
+                "definition": "uar/wa: each test speaker's embeddings (a classical model's feature "
+                "vectors) standardised with that "
                 "speaker's own statistics, over their (unlabelled) test recordings: a "
                 "speaker-adapted, transductive figure. per_clip_uar/per_clip_wa: the same model "
                 "on single recordings (an average training speaker's statistics), as "
