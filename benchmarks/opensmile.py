@@ -25,8 +25,8 @@ starts), so an interrupted benchmark resumes where it stopped; the runs
 share one feature cache (``ROOT/.feature-cache``), so each feature set is
 extracted once per file. The table is made from the run directories only
 (``speechmodel.training.report``): ``benchmarks/results/opensmile.md`` and
-``.json``. ``--runs`` without runs to train (``--report_only``) remakes the
-table from the finished runs under ``--root``.
+``.json``. ``--report_only`` trains nothing and makes the table of every
+finished run under ``--root``.
 """
 
 import argparse
