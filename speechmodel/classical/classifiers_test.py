@@ -224,3 +224,13 @@ def test_feature_sets_by_name():
     assert len(model.feature_names) == 88
     with pytest.raises(ValueError, match="`feature_config`: Unknown feature set"):
         ClassicalModel("knn", feature_config="gemaps", class_names=NAMES)
+
+
+def test_the_classical_models_load_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, speechmodel.classical.classifiers, speechmodel.classical.features; "
+            "print('keras' in sys.modules or 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
