@@ -213,14 +213,17 @@ class CountProgress:
     at most every ``every`` seconds (and at the end), with the time left.
 
     ``update(done)`` after each item (or batch of items); ``close()`` at the
-    end. A total of 0 reports nothing.
+    end. A total of 0 reports nothing. ``rate=True`` adds the items per
+    second to each line (``12.5 files/s``).
     """
 
-    def __init__(self, label, total, *, say, bar=False, every=30.0, unit="files", clock=time.monotonic):
+    def __init__(self, label, total, *, say, bar=False, every=30.0, unit="files", rate=False,
+                 clock=time.monotonic):
         self.label = label
         self.total = int(total)
         self.say = say
         self.unit = unit
+        self.rate = rate
         self.every = every
         self.clock = clock
         self.start = self._last_line = clock()
@@ -241,7 +244,10 @@ class CountProgress:
 
     def _line(self, now, *, end=False):
         elapsed = now - self.start
-        text = f"{self.label}: {self.done}/{self.total} {self.unit}{' done' if end else ''} ({format_seconds(elapsed)}"
+        text = f"{self.label}: {self.done}/{self.total} {self.unit}{' done' if end else ''} ("
+        if self.rate and elapsed > 0:
+            text += f"{self.done / elapsed:.1f} {self.unit}/s, "
+        text += format_seconds(elapsed)
         if not end and 0 < self.done < self.total:
             text += f", about {format_seconds(elapsed * (self.total - self.done) / self.done)} left"
         return text + ")"

@@ -133,3 +133,16 @@ def test_count_progress_lines_without_a_terminal():
     silent = CountProgress("nothing", 0, say=lines.append)
     silent.close()
     assert len(lines) == 2
+
+
+def test_count_progress_rate():
+    clock = Clock()
+    lines = []
+    count = CountProgress("analysing", 100, say=lines.append, every=5, rate=True, clock=clock)
+    clock.now = 8
+    count.update(20)
+    assert lines == ["analysing: 20/100 files (2.5 files/s, 8s, about 32s left)"]
+    clock.now = 40
+    count.update(100)
+    count.close()
+    assert lines[-1] == "analysing: 100/100 files done (2.5 files/s, 40s)"

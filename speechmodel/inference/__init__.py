@@ -57,7 +57,7 @@ from speechmodel.inference.inputs import Inputs, collect_inputs, read_list_file
 from speechmodel.inference.loading import DEFAULT_MODEL, ModelError, load_model, resolve_model
 from speechmodel.inference.plots import plot_prediction, render_plot
 from speechmodel.inference.predictor import Predictor, predict
-from speechmodel.inference.results import Failure, Prediction, Report, Segment, Window
+from speechmodel.inference.results import Failure, Prediction, Report, Segment, Window, result_dict
 from speechmodel.inference.writing import encode_text, write_bytes, write_text
 from speechmodel.signal import (
     VOICING_FLOOR_DB,
@@ -110,6 +110,7 @@ __all__ = [
     "read_list_file",
     "render_plot",
     "resolve_model",
+    "result_dict",
     "stream_windows",
     "takes_waveforms",
     "voiced_frames",

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from speechmodel.inference.results import NO_SPEECH, Failure, Prediction
+from speechmodel.inference.results import NO_SPEECH, Failure, result_dict
 
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -80,10 +80,7 @@ def format_json(report, *, top_k=1, model=None):
         "model": model,
         "class_names": list(report.class_names),
         "settings": report.settings,
-        "results": [
-            r.to_dict(top_k=top_k) if isinstance(r, Prediction) else r.to_dict()
-            for r in report.results
-        ],
+        "results": [result_dict(r, top_k=top_k) for r in report.results],
     }
     return json.dumps(payload, indent=2) + "\n"
 
@@ -91,10 +88,7 @@ def format_json(report, *, top_k=1, model=None):
 def format_jsonl(report, *, top_k=1):
     """JSON lines: one object per file (as in ``format_json``'s
     ``results``), in input order."""
-    return "".join(
-        json.dumps(r.to_dict(top_k=top_k) if isinstance(r, Prediction) else r.to_dict()) + "\n"
-        for r in report.results
-    )
+    return "".join(json.dumps(result_dict(r, top_k=top_k)) + "\n" for r in report.results)
 
 
 def format_csv(report, *, top_k=1):

@@ -205,5 +205,15 @@ class Report:
         return [r for r in self.results if isinstance(r, Failure)]
 
 
+def result_dict(result, *, top_k=1):
+    """The JSON object of one result, as ``infer.py --format json`` lists
+    it: a Prediction's ``to_dict(top_k=...)``, a Failure's ``file`` and
+    ``error``. The one function every JSON output uses (``format_json``,
+    ``format_jsonl``, the batch shards of ``speechmodel.batch``)."""
+    if isinstance(result, Prediction):
+        return result.to_dict(top_k=top_k)
+    return result.to_dict()
+
+
 def _probabilities_dict(probabilities, class_names):
     return {c: round(float(p), 6) for c, p in zip(class_names, probabilities)}

@@ -66,10 +66,21 @@ class EmbeddingCache:
     def file_key(path):
         """The file's identity: absolute path, size, modification time."""
         st = os.stat(path)
-        return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+        return EmbeddingCache.identity_key(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+
+    @staticmethod
+    def identity_key(path, size, mtime_ns):
+        """``file_key`` of a file whose identity was taken earlier."""
+        return f"{path}|{size}|{mtime_ns}"
+
+    @staticmethod
+    def entry(model_key, file_key):
+        """An entry's path inside the cache folder, for a ``file_key``
+        (``speechmodel.batch`` writes entries from the identities it took)."""
+        return os.path.join(model_key, _sha(file_key, 32) + ".npy")
 
     def path(self, model_key, path):
-        return os.path.join(self.directory, model_key, _sha(self.file_key(path), 32) + ".npy")
+        return os.path.join(self.directory, self.entry(model_key, self.file_key(path)))
 
     def load(self, model_key, path):
         """The cached array of ``path``, or None (missing or unreadable)."""
@@ -106,6 +117,15 @@ def encoder_config(encoder):
     return config
 
 
+def encoder_key(encoder, features):
+    """The cache's model key of ``encoder`` with the ``FeatureConfig``
+    ``features``: where its embeddings are kept (``EmbeddingCache``)."""
+    return EmbeddingCache.model_key(
+        feature_config=features.to_dict(), model_config=encoder_config(encoder),
+        weights_digest=weights_digest(encoder),
+    )
+
+
 def cached_embeddings(cache, encoder, paths, *, features, batch_size, failures, progress=None):
     """The embeddings of ``paths`` through ``cache``, computing the missing.
 
@@ -115,10 +135,7 @@ def cached_embeddings(cache, encoder, paths, *, features, batch_size, failures, 
         already cached.
     """
     start = time.time()
-    key = EmbeddingCache.model_key(
-        feature_config=features.to_dict(), model_config=encoder_config(encoder),
-        weights_digest=weights_digest(encoder),
-    )
+    key = encoder_key(encoder, features)
     table, missing = {}, []
     for p in dict.fromkeys(paths):
         array = cache.load(key, p)
