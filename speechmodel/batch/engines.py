@@ -32,23 +32,34 @@ def run_local(worker, rows, *, files_per_task):
         yield worker({key: [row[key] for row in chunk] for key in ("path", "size", "mtime_ns")})
 
 
-class _RayWorker:
-    """A BatchWorker in a Ray actor (``worker_class`` builds it)."""
+def _actor_class(task, worker_class):
+    """The class of Ray's actors: a ``worker_class(task)`` each. The task
+    travels with the class, not as constructor arguments (Ray cannot
+    restart an actor whose arguments were lost from its object store)."""
 
-    def __init__(self, task, worker_class):
-        self.worker = worker_class(task)
+    class BatchActor:
+        def __init__(self):
+            self.worker = worker_class(task)
 
-    def __call__(self, batch):
-        return self.worker(batch)
+        def __call__(self, batch):
+            return self.worker(batch)
+
+    return BatchActor
 
 
 def start_ray(*, address=None, cpus=None):
     """Connects to the cluster at ``address``, or starts Ray in this process
     with ``cpus`` CPUs. Returns whether this call started it."""
+    import logging
+
     import ray
 
     if ray.is_initialized():
         return False
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    # Ray's own C++ log lines on this process's stderr: errors that stop
+    # the run are raised, and reported, anyway.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     if address is None:
@@ -82,6 +93,9 @@ def run_ray(task, rows, *, workers, files_per_task, worker_class=None):
 
     from speechmodel.batch.task import BatchWorker
 
+    import logging
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # The run reports its own progress.
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # The driver reports progress.
     context.print_on_execution_start = False
@@ -93,8 +107,7 @@ def run_ray(task, rows, *, workers, files_per_task, worker_class=None):
     )
     threads = task.threads or 1
     results = dataset.map_batches(
-        _RayWorker,
-        fn_constructor_kwargs={"task": task, "worker_class": worker_class or BatchWorker},
+        _actor_class(task, worker_class or BatchWorker),
         batch_size=files_per_task,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
