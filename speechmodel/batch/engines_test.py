@@ -10,6 +10,9 @@ from speechmodel.batch import engines, run_batch
 from speechmodel.batch.runner_test import assert_same_as_infer, clips, infer_results, lines
 from speechmodel.batch.task import BatchWorker
 
+# slow: a local Ray and its worker processes start in about a minute on 2 cores.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def local_ray():

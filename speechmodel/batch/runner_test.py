@@ -86,6 +86,7 @@ def test_default_model_equals_infer(tmp_path):
     assert_same_as_infer(lines(tmp_path / "out"), infer_results(paths, None, tmp_path))
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_without_repeating_a_file(tmp_path):
     paths = clips(16)
     out = tmp_path / "out"
