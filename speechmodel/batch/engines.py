@@ -20,9 +20,17 @@ installed.
 
 import os
 
+from speechmodel.errors import Error
+
 # How often Ray restarts a dead worker and retries its batch before the
 # run stops (the shards written are kept: run again to finish).
 MAX_RETRIES = 3
+
+
+class EngineError(Error, RuntimeError):
+    """The engine could not start, or stopped before every file was
+    analysed (the shards written are kept: the same command finishes the
+    run)."""
 
 
 def run_local(worker, rows, *, files_per_task):
@@ -61,12 +69,15 @@ def start_ray(*, address=None, cpus=None):
     # the run are raised, and reported, anyway.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+    # The workers import the package from where this process does (a
+    # source checkout need not be installed; on a cluster, at the same path
+    # on every node).
+    path = os.environ.get("PYTHONPATH")
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+        "PYTHONPATH": here + (os.pathsep + path if path else ""),
+    }
     if address is None:
-        # Local workers import the package from where this process does (a
-        # source checkout need not be installed).
-        path = os.environ.get("PYTHONPATH")
-        env["PYTHONPATH"] = here + (os.pathsep + path if path else "")
         if os.environ.get("SPEECHMODEL_CACHE"):
             env["SPEECHMODEL_CACHE"] = os.environ["SPEECHMODEL_CACHE"]
         ray.init(
@@ -74,8 +85,17 @@ def start_ray(*, address=None, cpus=None):
             configure_logging=False, runtime_env={"env_vars": env},
         )
     else:
-        ray.init(address=address, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": env})
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False,
+                     runtime_env={"env_vars": env})
+        except Exception as exc:  # Ray raises several kinds for this.
+            detail = " ".join(str(exc).split())[:300]
+            raise EngineError(
+                f"cannot connect to the Ray cluster at {address} ({type(exc).__name__}: {detail}). "
+                "Is `ray start --head` running there? With token authentication (Ray's default), "
+                "set RAY_AUTH_MODE=token here, with the cluster's token in ~/.ray/auth_token "
+                f"or RAY_AUTH_TOKEN. Received: --address={address}"
+            ) from None
     return True
 
 

@@ -33,11 +33,7 @@ from speechmodel.batch.task import RUNTIMES, BatchTask, BatchWorker, limit_threa
 from speechmodel.errors import Error, ParameterError
 
 ENGINES = ("local", "ray")
-
-
-class EngineError(Error, RuntimeError):
-    """The engine stopped before every file was analysed (the shards written
-    are kept: the same command finishes the run)."""
+EngineError = engines.EngineError
 
 
 @dataclasses.dataclass
