@@ -135,7 +135,8 @@ def main():
         "goal": GOAL,
         "meets_goal": None if speedup is None else speedup >= GOAL,
         "command": "python benchmarks/batch.py" + (f" --model {args.model}" if args.model != "default" else "")
-        + (f" --limit {args.limit}" if args.limit else ""),
+        + (f" --limit {args.limit}" if args.limit else "")
+        + (f" --configs {args.configs}" if args.configs != ",".join(CONFIGS) else ""),
         "machine": machine(),
     }
     out = REPO / "benchmarks" / "results" / f"{args.output}.json"
