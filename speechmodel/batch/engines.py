@@ -81,7 +81,9 @@ def start_ray(*, address=None, cpus=None):
         if os.environ.get("SPEECHMODEL_CACHE"):
             env["SPEECHMODEL_CACHE"] = os.environ["SPEECHMODEL_CACHE"]
         ray.init(
-            num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+            # "local": a new Ray of this process's own, even when a cluster
+            # started with `ray start` runs on this machine.
+            address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
             configure_logging=False, runtime_env={"env_vars": env},
         )
     else:
