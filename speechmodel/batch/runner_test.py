@@ -140,3 +140,18 @@ def test_embeddings_are_read_back_by_training(tmp_path):
     for i, path in enumerate(paths):
         assert table[path].shape == fresh[i].shape
         np.testing.assert_allclose(table[path], fresh[i], atol=1e-6)
+
+
+def test_inputs_from_a_manifest_a_list_and_a_folder(tmp_path):
+    from speechmodel.batch import collect_files
+
+    a, b, c = clips(3, start=60)
+    manifest = tmp_path / "corpus.csv"
+    manifest.write_text(f"path,emotion,speaker\n{a},angry,1\n{tmp_path / 'gone.wav'},sad,1\n")
+    listing = tmp_path / "more.txt"
+    listing.write_text(f"{b}\n{a}\n")
+    paths, failures = collect_files([c, str(tmp_path / "nothing*.wav")], list_files=[str(listing)],
+                                    manifests=[str(manifest)])
+    assert paths == [c, b, a]  # Each file once, absolute.
+    assert [f.file for f in failures] == [str(tmp_path / "nothing*.wav"), f"{manifest}:3"]
+    assert "audio file not found" in failures[1].reason
