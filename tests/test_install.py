@@ -141,6 +141,8 @@ def test_console_commands_and_the_one_liner(installed):
         assert usage.replace(str(bin_dir / command), "PROG") == script_usage.replace(str(REPO / script), "PROG")
     usage = _run([bin_dir / "speechmodel-serve", "--help"], elsewhere)
     assert "--port" in usage or "--host" in usage
+    usage = _run([bin_dir / "speechmodel-batch", "--help"], elsewhere)
+    assert all(w in usage for w in ("--engine", "--address", "--embed", "resumably"))
 
 
 def test_editable_install(tmp_path):
