@@ -8,7 +8,7 @@
 2. The output folder (``speechmodel.batch.output``) is checked, locked
    against a second run, and read: files whose line matches their identity
    are skipped; lines of files that changed are dropped.
-3. The model is opened once here (``open_model``: checked before any work;
+3. The model is opened once here (``choose_model``, as ``infer.py``: checked before any work;
    its SHA-256, classes and, with ``embed``, the cache key are taken), then
    the engine (``speechmodel.batch.engines``) runs ``BatchWorker``s over the
    remaining files.
@@ -29,7 +29,7 @@ import warnings
 from speechmodel import fileio, presets
 from speechmodel.batch import engines
 from speechmodel.batch.output import OutputDir, identity
-from speechmodel.batch.task import RUNTIMES, BatchTask, BatchWorker, limit_threads, open_model
+from speechmodel.batch.task import RUNTIMES, BatchTask, BatchWorker, limit_threads
 from speechmodel.errors import Error, ParameterError
 
 ENGINES = ("local", "ray")
@@ -114,7 +114,7 @@ def run_batch(
     engine="local",
     workers=None,
     address=None,
-    runtime="auto",
+    runtime=None,
     embed=False,
     top_k=1,
     window=4.0,
@@ -139,7 +139,8 @@ def run_batch(
             machine or the cluster, divided by ``threads``).
         address: a Ray cluster to join (``ray start --head``'s address);
             default: Ray in this process.
-        runtime: ``"auto"`` or ``"keras"``.
+        runtime: ``"auto"``, ``"onnx"`` or ``"keras"`` (as ``infer.py --runtime``;
+            None: ``$SPEECHMODEL_RUNTIME``, else auto); ``embed`` runs Keras.
         embed: write the segment embeddings of the training cache instead
             of emotions.
         top_k, window, hop, max_utterance, batch_size: as ``infer.py``'s.
@@ -165,8 +166,15 @@ def run_batch(
     say = say or (lambda line: None)
     if engine not in ENGINES:
         raise ParameterError(f"`engine` must be one of {', '.join(ENGINES)}. Received: engine={engine!r}")
-    if runtime not in RUNTIMES:
+    if runtime is not None and runtime not in RUNTIMES:
         raise ParameterError(f"`runtime` must be one of {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
+    if embed:
+        if runtime == "onnx":
+            raise ParameterError(
+                "--embed writes the training cache's embeddings, which the Keras model computes "
+                "(training reads them as its own). Received: --runtime=onnx"
+            )
+        runtime = "keras"
     if engine == "local" and (workers not in (None, 1) or address):
         raise ParameterError(
             "--workers and --address are for --engine ray (the local engine is this one process). "
@@ -193,8 +201,8 @@ def run_batch(
         limit_threads(threads)  # Before TensorFlow starts in this process.
     from speechmodel.cli.infer_command import choose_model
 
-    loaded, problem = choose_model(model, inference.DEFAULT_MODEL, top_k=top_k,
-                                   load=lambda m: open_model(m, runtime))
+    # infer.py's choice of model (the workers open the same with open_model).
+    loaded, problem = choose_model(model, inference.DEFAULT_MODEL, top_k=top_k, runtime=runtime)
     if problem:
         raise ParameterError(problem)
     try:  # infer.py's checks of the options, before any work.

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-RUNTIMES = ("auto", "keras")
+from speechmodel.inference.loading import RUNTIMES  # noqa: E402 (infer.py's choices)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,8 @@ class BatchTask:
         model: a shipped model's name, a ``model.keras`` / ``.skz`` file or
             a run directory, as ``infer.py --model`` takes (resolved to the
             file by the driver, so every worker opens the same one).
-        runtime: ``"auto"`` or ``"keras"`` (the model runs on Keras).
+        runtime: as ``infer.py --runtime`` (``speechmodel.inference.
+            load_model``): ``"auto"``, ``"onnx"`` or ``"keras"``.
         embed: write segment embeddings instead of emotions.
         top_k, window, hop, max_utterance, batch_size: as ``infer.py``'s
             flags.
@@ -47,7 +48,7 @@ class BatchTask:
     """
 
     model: str
-    runtime: str = "auto"
+    runtime: str = None
     embed: bool = False
     top_k: int = 1
     window: float = 4.0
@@ -58,9 +59,10 @@ class BatchTask:
     embedding_key: str = None
 
 
-def open_model(model, runtime="auto"):
-    """The one place a batch run loads its model (the driver and every
-    worker): ``speechmodel.inference.load_model``, on the ``runtime``.
+def open_model(model, runtime=None):
+    """How every worker loads the model: ``speechmodel.inference.load_model``
+    on the ``runtime`` (the driver chooses it as ``infer.py`` does,
+    ``choose_model``, with the same runtime).
 
     Raises:
         speechmodel.inference.ModelError: the model cannot be used.
@@ -68,9 +70,9 @@ def open_model(model, runtime="auto"):
     """
     from speechmodel import inference
 
-    if runtime not in RUNTIMES:
+    if runtime is not None and runtime not in RUNTIMES:
         raise ValueError(f"`runtime` must be one of {', '.join(RUNTIMES)}. Received: runtime={runtime!r}")
-    return inference.load_model(model)
+    return inference.load_model(model, runtime=runtime)
 
 
 def limit_threads(threads):

@@ -54,7 +54,7 @@ flags.DEFINE_multi_string("manifest", [], "A CSV manifest (columns path, emotion
 flags.DEFINE_enum("engine", "local", ["local", "ray"], "local: this process; ray: Ray Data worker processes (this machine, or --address).")
 flags.DEFINE_integer("workers", None, "--engine ray: worker processes (default: the CPUs of this machine or the cluster, divided by --threads).", lower_bound=1)
 flags.DEFINE_string("address", None, "--engine ray: the Ray cluster to run on (the address `ray start --head` prints, or ray://HOST:10001); default: Ray on this machine, started and stopped by the run.")
-flags.DEFINE_enum("runtime", "auto", ["auto", "keras"], "The model's runtime (auto: Keras).")
+flags.DEFINE_enum("runtime", None, ["auto", "onnx", "keras"], "As infer.py --runtime: what runs a .keras model (onnx, keras, or auto; see infer.py --help and docs/onnx.md). Default: $SPEECHMODEL_RUNTIME, else auto. --embed runs keras.")
 flags.DEFINE_bool("embed", False, "Write the segment embeddings of the training cache (train.py --set training.embedding_cache=DIR) instead of emotions.")
 flags.DEFINE_integer("top_k", 1, "Also report the K most probable emotions.", lower_bound=1)
 flags.DEFINE_float("window", 4.0, "Window length in seconds for long recordings.")
