@@ -16,5 +16,5 @@ def test_embedding_entry_is_the_training_cache_entry(tmp_path):
 
 
 def test_unknown_runtime_is_refused():
-    with pytest.raises(ValueError, match="Received: runtime='onnx'"):
-        open_model("fast", "onnx")
+    with pytest.raises(ValueError, match="Received: runtime='tflite'"):
+        open_model("fast", "tflite")
