@@ -140,7 +140,9 @@ def make_protocol_folds(config, manifest, test_manifest):
 
     section = dict(config["protocol"])
     if section.get("folds"):
-        return datasets.read_folds(section["folds"])
+        folds = datasets.read_folds(section["folds"])
+        check_batch_size(config, folds)
+        return folds
     name = section["name"]
     kwargs = {
         "seed": section["seed"],
@@ -156,9 +158,28 @@ def make_protocol_folds(config, manifest, test_manifest):
     if name == "cross":
         kwargs["test_manifest"] = test_manifest
     try:
-        return datasets.make_folds(manifest, name, **kwargs)
+        folds = datasets.make_folds(manifest, name, **kwargs)
     except ValueError as exc:
         raise RunError(f"Cannot make the {name!r} folds: {exc}") from None
+    check_batch_size(config, folds)
+    return folds
+
+
+def check_batch_size(config, folds):
+    """A batch larger than every fold's training set can never be filled
+    (and one of 10^11 utterances would exhaust memory before TensorFlow
+    could say so): refused, with the largest training set.
+
+    Raises:
+        RunError: names the key, the limit and the value.
+    """
+    batch = config["training"]["batch_size"]
+    largest = max((len(fold.train) for fold in folds), default=0)
+    if largest and batch > largest:
+        raise RunError(
+            f"training.batch_size (--batch_size) must be at most {largest}, the utterances of the "
+            f"largest training set of these folds. Received: batch_size={batch}"
+        )
 
 
 def final_fold(config, manifest, folds):
