@@ -93,7 +93,8 @@ class FailureLog:
             try:
                 with open(self.path, encoding="utf-8", errors="surrogateescape") as f:
                     stored = json.load(f)
-            except (OSError, ValueError):
+                stored = [(str(file), str(reason)) for file, reason in stored]
+            except (OSError, ValueError, TypeError):  # Damaged: the files are met again.
                 stored = []
             for file, reason in stored:
                 if file not in self._seen:

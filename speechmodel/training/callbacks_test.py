@@ -223,3 +223,40 @@ def test_validation_figures_share_the_training_names(tmp_path):
     logs = {k: v[0] for k, v in history.history.items()}
     assert logs["val_accuracy"] == logs["val_wa"]
     assert {"accuracy", "loss", "val_loss", "val_uar"} <= set(logs)
+
+
+@pytest.mark.parametrize("damage", ["truncated_weights", "state_json", "random_state"])
+def test_a_damaged_backup_is_set_aside_and_the_fit_starts_again(tmp_path, damage, caplog):
+    import json
+    import logging
+
+    model, ds, callbacks = _exact_setup(tmp_path / "straight")
+    model.fit(ds, epochs=3, verbose=0, callbacks=callbacks)
+    expected = [np.asarray(w) for w in model.weights]
+    straight = (tmp_path / "straight" / "history.csv").read_text()
+
+    model, ds, callbacks = _exact_setup(tmp_path / "killed")
+    with pytest.raises(Stop):
+        model.fit(ds, epochs=3, verbose=0, callbacks=callbacks[:2] + [callbacks[2], _stop_after(1)])
+    backup = tmp_path / "killed" / "backup"
+    state = json.loads((backup / "state.json").read_text())
+    if damage == "truncated_weights":
+        path = backup / state["weights"]
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "state_json":
+        (backup / "state.json").write_text('{"epoch": 2, "weights": "weights-2.wei')
+    else:
+        (backup / state["rng"]).write_bytes(b"PK\x03\x04 not a zip")
+    np.random.seed(12345)  # a new process
+    model, ds, callbacks = _exact_setup(tmp_path / "killed", seed=3)
+    epochs = []
+    seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
+    with caplog.at_level(logging.WARNING):
+        model.fit(ds, epochs=3, verbose=0, callbacks=callbacks + [seen])
+    assert epochs == [0, 1, 2]  # started again, and ended as a straight fit
+    for a, b in zip(expected, model.weights):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    assert (tmp_path / "killed" / "history.csv").read_text() == straight
+    [line] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert f"The backup in {backup} is damaged" in line and f"set aside as {backup}.damaged" in line
+    assert "\n" not in line and (backup.parent / "backup.damaged" / "state.json").exists()
