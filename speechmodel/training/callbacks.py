@@ -182,8 +182,11 @@ class HistoryLog(keras.callbacks.Callback):
     def set_state(self, state):
         header, lines = self._read()
         keep = (state or {}).get("rows", 0)
-        self.rows = min(keep, len(lines))
-        if header is None or len(lines) == self.rows:
+        if keep and (header is None or len(lines) < keep or not header.startswith("epoch,")):
+            # The rows the backup counts are not there: a damaged backup.
+            raise ValueError(f"{self.path} holds {len(lines)} rows where the backup counts {keep}")
+        self.rows = keep
+        if header is None or (self.rows and len(lines) == self.rows):
             return
         text = "".join(line + "\n" for line in [header, *lines[: self.rows]]) if self.rows else ""
         if text:
@@ -505,11 +508,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         so in one line; the fit then starts from its first epoch."""
         from absl import logging
 
-        target, n = f"{self.backup_dir}.damaged", 1
-        while os.path.exists(target):
-            n += 1
-            target = f"{self.backup_dir}.damaged-{n}"
-        os.rename(self.backup_dir, target)
+        target = artifacts.set_aside(self.backup_dir)
         os.makedirs(self.backup_dir)  # Others keep their files there (the failure log).
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         logging.warning(

@@ -260,3 +260,15 @@ def test_a_damaged_backup_is_set_aside_and_the_fit_starts_again(tmp_path, damage
     [line] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
     assert f"The backup in {backup} is damaged" in line and f"set aside as {backup}.damaged" in line
     assert "\n" not in line and (backup.parent / "backup.damaged" / "state.json").exists()
+
+
+def test_a_fresh_start_drops_any_history_file_and_a_short_one_is_damage(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("N\n")  # A bogus header alone, no row.
+    log = HistoryLog(path)
+    log.set_state(None)
+    assert not path.exists()
+    log.on_epoch_end(0, {"loss": 0.5})
+    assert path.read_text() == "epoch,loss\n0,0.5\n"
+    with pytest.raises(ValueError, match="holds 1 rows where the backup counts 2"):
+        HistoryLog(path).set_state({"rows": 2})
