@@ -133,7 +133,10 @@ def _has_audio_magic(path):
 
 def _open_error(path, exc):
     """Turns a libsndfile open error into an AudioError of the right kind."""
-    message = str(exc)
+    # soundfile says "Error opening <the path's repr>: <libsndfile's
+    # message>"; the error names the file already (a service must not show
+    # its own temporary paths).
+    message = re.sub(r"""^Error opening (b?'(?:[^'\\]|\\.)*'|b?"(?:[^"\\]|\\.)*"): """, "", str(exc)).strip()
     if "Permission denied" in message:
         return AudioError(
             path, "permission denied: the file cannot be read", kind="permission"
