@@ -96,7 +96,9 @@ def check_output(output, *, inputs=(), list_files=()):
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return f"cannot write in the directory of --output ({exc.strerror or exc}). Received: --output={output}"
+        # Results are written to a new file there and renamed into place.
+        return (f"cannot write --output: no file can be created in {parent} ({exc.strerror or exc}). "
+                f"Received: --output={output}")
     return None
 
 
