@@ -391,6 +391,10 @@ def set_aside(directory):
 # ------------------------------------------------------------------ lock
 
 
+# Seconds a second process waits for the lock's holder to write its name.
+HOLDER_WAIT = 5.0
+
+
 class DirectoryLocked(Error, RuntimeError):
     """Another process holds the directory; the message names it."""
 
@@ -426,7 +430,13 @@ def lock_directory(directory, *, purpose="run"):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = _holder(path)
+            # The holder writes its name right after taking the lock: one
+            # that started at the same moment may not have yet.
+            holder, waited = _holder(path), 0.0
+            while not holder.get("pid") and waited < HOLDER_WAIT:
+                time.sleep(0.05)
+                waited += 0.05
+                holder = _holder(path)
             who = f"process {holder.get('pid', '?')}"
             if holder.get("host"):
                 who += f" on {holder['host']}"

@@ -81,3 +81,22 @@ def test_damaged_results_are_named(tmp_path):
     assert kept == str(tmp_path / "header.damaged") and not (tmp_path / "header").exists()
     (tmp_path / "header").mkdir()
     assert artifacts.set_aside(tmp_path / "header") == str(tmp_path / "header.damaged-2")
+
+
+def test_a_run_started_at_the_same_moment_is_told_who_holds_the_directory(tmp_path):
+    import fcntl
+    import os
+    import threading
+
+    # The first process has the lock but has not written its name yet.
+    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    writer = threading.Timer(0.3, lambda: os.write(fd, b'{"pid": 4242, "host": "h"}'))
+    writer.start()
+    try:
+        with pytest.raises(artifacts.DirectoryLocked, match=r"in use by another run \(process 4242 on h\)"):
+            with artifacts.lock_directory(tmp_path):
+                pass
+    finally:
+        writer.join()
+        os.close(fd)
