@@ -128,7 +128,7 @@ class FailureLog:
                 self._seen.add(path)
                 reason = error[len(path) + 2 :] if error.startswith(path + ": ") else error
                 self.failures.append((path, reason))
-                logging.warning("Skipping %s", error)
+                logging.warning("Skipping %s: %s", path, reason)  # Always names the file.
                 if self.path is not None:
                     self._save()
         return np.bool_(False)
