@@ -19,6 +19,7 @@ installed and the model converts, else Keras (``ONNX_AUTO_CLASSIFIERS``).
 
 import json
 import os
+import re
 import zipfile
 
 from speechmodel.errors import Error
@@ -302,6 +303,12 @@ def _load_keras(path):
             model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file.
         message = " ".join(str(exc).split())
+        # Keras wraps a layer's own refusal ("A total of 1 objects could not
+        # be loaded. Example error message for object <...>: WHY List of
+        # objects ..."): WHY is the reason.
+        match = re.search(r"Example error message for object <[^>]*>:\s*(.*?)\s*List of objects", message)
+        if match:
+            message = match.group(1)
         if len(message) > 300:
             message = message[:300] + "..."
         raise ModelError(
