@@ -242,23 +242,22 @@ class EmotionService:
         """Counts a body being received (a Ticket), or ServiceError(503)
         when ``max_uploads`` are already arriving. Apart from ``admit``:
         slow uploads never hold the model's places."""
-        with self._lock:
-            if self.uploading >= self.limits.max_uploads:
-                self.rejected += 1
-                raise self._busy(f"{self.uploading} uploads arriving")
-            self.uploading += 1
-        return Ticket(self._upload_done)
+        return self._count_in("uploading", self.limits.max_uploads, "uploads arriving", self._upload_done)
 
     def admit(self):
         """Counts a request whose body has arrived in (a Ticket, to
         ``release()`` once), or ServiceError(503) when ``max_pending`` are
         already in."""
+        return self._count_in("pending", self.limits.max_pending, "requests in progress", self._release)
+
+    def _count_in(self, counter, limit, what, release):
         with self._lock:
-            if self.pending >= self.limits.max_pending:
+            count = getattr(self, counter)
+            if count >= limit:
                 self.rejected += 1
-                raise self._busy(f"{self.pending} requests in progress")
-            self.pending += 1
-        return Ticket(self._release)
+                raise self._busy(f"{count} {what}")
+            setattr(self, counter, count + 1)
+        return Ticket(release)
 
     def _busy(self, what):
         return ServiceError(503, f"the service is busy ({what}); retry later", kind="busy",

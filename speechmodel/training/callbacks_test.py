@@ -92,11 +92,15 @@ def _exact_setup(tmp_path, seed=3):
     return model, ds, [EpochSeed(counter), history, backup]
 
 
+def _straight_fit(directory, epochs):
+    """The weights and history.csv of an uninterrupted fit."""
+    model, ds, callbacks = _exact_setup(directory)
+    model.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks)
+    return [np.asarray(w) for w in model.weights], (directory / "history.csv").read_text()
+
+
 def test_a_killed_fit_resumes_exactly(tmp_path):
-    model, ds, callbacks = _exact_setup(tmp_path / "straight")
-    model.fit(ds, epochs=4, verbose=0, callbacks=callbacks)
-    expected = [np.asarray(w) for w in model.weights]
-    straight = (tmp_path / "straight" / "history.csv").read_text()
+    expected, straight = _straight_fit(tmp_path / "straight", 4)
 
     model, ds, callbacks = _exact_setup(tmp_path / "killed")
     # Killed after epoch 1's row is written, before its backup.
@@ -230,11 +234,7 @@ def test_a_damaged_backup_is_set_aside_and_the_fit_starts_again(tmp_path, damage
     import json
     import logging
 
-    model, ds, callbacks = _exact_setup(tmp_path / "straight")
-    model.fit(ds, epochs=3, verbose=0, callbacks=callbacks)
-    expected = [np.asarray(w) for w in model.weights]
-    straight = (tmp_path / "straight" / "history.csv").read_text()
-
+    expected, straight = _straight_fit(tmp_path / "straight", 3)
     model, ds, callbacks = _exact_setup(tmp_path / "killed")
     with pytest.raises(Stop):
         model.fit(ds, epochs=3, verbose=0, callbacks=callbacks[:2] + [callbacks[2], _stop_after(1)])
