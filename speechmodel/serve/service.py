@@ -334,7 +334,7 @@ class EmotionService:
         """
         from speechmodel import inference
         from speechmodel import stream as S
-        from speechmodel.audio import AudioError, iter_blocks, load_audio, read_info
+        from speechmodel.audio import AudioError, integrity_warning, iter_blocks, load_audio, read_info
 
         name = upload_name(filename, "upload")
         path = os.path.join(self.tmpdir, f"{uuid.uuid4().hex}.audio")
@@ -354,6 +354,7 @@ class EmotionService:
             if info.frames == 0:
                 raise ServiceError(422, f"{name}: the file holds no samples", kind="no_samples")
             self.check_work([(name, info.duration)], options)
+            warning = integrity_warning(path, info)  # Said in the answer, as infer.py says it.
             try:
                 predictor = inference.Predictor(
                     self.model, window=options["window"], hop=options["hop"],
@@ -386,6 +387,7 @@ class EmotionService:
                     blocks = iter_blocks(path, sample_rate=self.rate, block_seconds=30.0)
                     prediction = S.analyze_blocks(blocks, analyzer, name)
                 prediction.with_min_confidence(options["min_confidence"])
+                prediction.warning = warning
             except AudioError as exc:
                 raise ServiceError(422, f"{name}: {exc.reason}", kind=exc.kind) from None
             except TimeoutError:
