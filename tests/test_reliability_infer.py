@@ -128,7 +128,7 @@ def test_an_output_that_would_destroy_a_users_file_is_refused_before_any_work(ru
         pytest.skip("/sys is writable here")
     status, _, err = run(a, output="/sys/emotions.csv")  # read-only location
     assert status == inference.EXIT_USAGE
-    assert err.startswith("infer.py: error: cannot write in the directory of --output (") and err.count("\n") == 1
+    assert err.startswith("infer.py: error: cannot write --output: no file can be created in ") and err.count("\n") == 1
 
 
 def _unwritable(directory):

@@ -340,6 +340,19 @@ def test_a_one_sample_file_is_refused_as_infer_py_refuses_it(client, reference, 
     assert body["kind"] == "too_short"
 
 
+def test_a_file_cut_short_is_analysed_with_a_warning(client, tmp_path):
+    from speechmodel.audio import load_audio
+
+    whole = tmp_path / "whole.ogg"
+    sf.write(whole, load_audio(ravdess_files("Actor_13/*.wav")[3]), 16000, format="OGG", subtype="OPUS")
+    data = whole.read_bytes()
+    r = post_file(client, whole, name="call.ogg", data=data[: len(data) * 6 // 10])
+    assert r.status_code == 200, r.text
+    [result] = r.json()["results"]
+    assert result["file"] == "call.ogg" and result["warning"].startswith("cut short: the Ogg stream ends")
+    assert "warning" not in post_file(client, whole).json()["results"][0]
+
+
 def test_nothing_is_written_outside_its_temporary_directory(server, client):
     url, process, tmp, work = server
     assert client.get("/health").status_code == 200
@@ -355,15 +368,3 @@ def test_stopping_removes_the_temporary_directory(server):
     assert process.wait(60) == 0
     assert os.listdir(tmp) == [] and os.listdir(work / "cwd") == []
 
-
-def test_a_file_cut_short_is_analysed_with_a_warning(client, tmp_path):
-    from speechmodel.audio import load_audio
-
-    whole = tmp_path / "whole.ogg"
-    sf.write(whole, load_audio(ravdess_files("Actor_13/*.wav")[3]), 16000, format="OGG", subtype="OPUS")
-    data = whole.read_bytes()
-    r = post_file(client, whole, name="call.ogg", data=data[: len(data) * 6 // 10])
-    assert r.status_code == 200, r.text
-    [result] = r.json()["results"]
-    assert result["file"] == "call.ogg" and result["warning"].startswith("cut short: the Ogg stream ends")
-    assert "warning" not in post_file(client, whole).json()["results"][0]
