@@ -77,7 +77,8 @@ class Limits:
         max_duration: seconds of audio (413 past it); for a same-speaker
             request, of all its files together.
         max_files: files in one same-speaker request (400 past it).
-        request_timeout: seconds from arrival to answer (408 past it).
+        request_timeout: seconds from admission (the body received) to
+            the answer (408 past it).
         max_pending: requests admitted to the model at once, waiting or
             running (503 with ``Retry-After`` past it). A request is
             admitted only once its body has arrived: a slow upload never
@@ -92,6 +93,7 @@ class Limits:
         min_upload_rate: bytes per second a body must average once
             ``upload_grace`` seconds have passed (408 below it): a client
             trickling its body is let go within seconds.
+        upload_grace: the seconds before ``min_upload_rate`` applies.
     """
 
     max_upload_bytes: int = 25 * 1024 * 1024
