@@ -114,8 +114,8 @@ def test_every_mistake_is_one_line_before_tensorflow_and_leaves_nothing(corpus, 
                                                             "learning_rate=inf"]),
         (["--learning_rate", "nan", *data], ["learning_rate (--learning_rate) must be a finite number"]),
         (["--set", "training.batch_size=100000000000", "--folds", "2", *data],
-         ["training.batch_size (--batch_size) must be at most 8, the utterances of the largest training set",
-          "batch_size=100000000000"]),
+         ["training.batch_size (--batch_size) is larger than every training set of these folds (at most 8 "
+          "utterances) and than 4096", "batch_size=100000000000"]),
     ]
     for args, fragments in cases:
         if "--output_dir" not in args:

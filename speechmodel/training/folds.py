@@ -165,20 +165,27 @@ def make_protocol_folds(config, manifest, test_manifest):
     return folds
 
 
+# A batch larger than every training set is simply the whole set (a small
+# corpus with the recipe's batch of 16 trains so); past this many
+# utterances it cannot be meant, and would exhaust memory before
+# TensorFlow could say so (10^11: std::bad_alloc, "Fatal Python error").
+BATCH_LIMIT = 4096
+
+
 def check_batch_size(config, folds):
-    """A batch larger than every fold's training set can never be filled
-    (and one of 10^11 utterances would exhaust memory before TensorFlow
-    could say so): refused, with the largest training set.
+    """Refuses a batch larger than every fold's training set and than
+    ``BATCH_LIMIT``.
 
     Raises:
-        RunError: names the key, the limit and the value.
+        RunError: names the key, the limits and the value.
     """
     batch = config["training"]["batch_size"]
     largest = max((len(fold.train) for fold in folds), default=0)
-    if largest and batch > largest:
+    if largest and batch > max(largest, BATCH_LIMIT):
         raise RunError(
-            f"training.batch_size (--batch_size) must be at most {largest}, the utterances of the "
-            f"largest training set of these folds. Received: batch_size={batch}"
+            f"training.batch_size (--batch_size) is larger than every training set of these folds (at most "
+            f"{largest} utterances) and than {BATCH_LIMIT}: it can never be filled, and a batch this large "
+            f"would exhaust memory. Received: batch_size={batch}"
         )
 
 
