@@ -328,7 +328,7 @@ class WhisperEncoderTest(TestCase):
 @pytest.mark.parametrize("damage, reason", [
     (b"not a ctranslate2 file at all" * 10, "unsupported CTranslate2 binary version"),
     (b"\x80\x02cos\nsystem\nq\x00.", "refused global os.system"),
-])
+], ids=["not_ctranslate2", "pickle"])
 def test_a_refused_weights_file_is_the_reason_given_however_often_keras_tries(tmp_path, damage, reason):
     source = tmp_path / "model.bin"
     write_tiny_whisper(source, num_layers=2, max_positions=8)
