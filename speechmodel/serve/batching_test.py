@@ -38,7 +38,8 @@ def test_a_request_of_many_windows_shares_the_model_round_robin():
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             many = pool.submit(queue.classify, [np.full(5, 1.0, np.float32)] * 40)
-            while queue.waiting > 36:  # The first batch of 4 is in the (held) model.
+            # Queued, and its first batch of 4 is in the (held) model.
+            while queue.waiting != 36:
                 threading.Event().wait(0.01)
             one = pool.submit(queue.classify, [np.full(5, 2.0, np.float32)])
             while queue.waiting < 37:
