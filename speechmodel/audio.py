@@ -133,7 +133,10 @@ def _has_audio_magic(path):
 
 def _open_error(path, exc):
     """Turns a libsndfile open error into an AudioError of the right kind."""
-    message = str(exc)
+    # soundfile says "Error opening <the path's repr>: <libsndfile's
+    # message>"; the error names the file already (a service must not show
+    # its own temporary paths).
+    message = re.sub(r"""^Error opening (b?'(?:[^'\\]|\\.)*'|b?"(?:[^"\\]|\\.)*"): """, "", str(exc)).strip()
     if "Permission denied" in message:
         return AudioError(
             path, "permission denied: the file cannot be read", kind="permission"
@@ -573,6 +576,70 @@ def as_file(source):
             os.unlink(path)
         except OSError:
             pass
+
+
+def integrity_warning(path, info=None):
+    """What makes a readable file's analysis worth less, in words, or None:
+
+    * an Ogg stream (Vorbis, Opus) cut short: its last page is incomplete
+      or lacks the end-of-stream mark, so libsndfile decodes what remains
+      and the rest of the recording is missing;
+    * floating-point samples beyond full scale (a peak above 1.0): the
+      model hears them at a level it was not trained on (a float WAV a
+      million times full scale changes the label completely).
+
+    Reads the file's end (Ogg) or streams its samples (float files only);
+    never raises (a file that cannot be read is reported elsewhere).
+    """
+    try:
+        info = info or read_info(path)
+        if info.format == "OGG":
+            return _ogg_cut_short(path, info)
+        if info.subtype in ("FLOAT", "DOUBLE"):
+            return _beyond_full_scale(path)
+    except Exception:  # Reading problems are reported by the analysis itself.
+        return None
+    return None
+
+
+def _ogg_cut_short(path, info):
+    with open(path, "rb") as f:
+        head = f.read(27)
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 65536 - 282))
+        tail = f.read()
+    if len(head) < 27 or not head.startswith(b"OggS"):
+        return None
+    serial = head[14:18]
+    end = len(tail)
+    while True:  # The last page header of the stream (its serial number).
+        k = tail.rfind(b"OggS", 0, end)
+        if k < 0:
+            return None
+        if tail[k + 4 : k + 5] == b"\0" and tail[k + 14 : k + 18] == serial:
+            break
+        end = k
+    flags = tail[k + 5]
+    segments = tail[k + 27 : k + 27 + tail[k + 26]] if k + 27 <= len(tail) else b""
+    complete = k + 27 <= len(tail) and len(segments) == tail[k + 26] and k + 27 + len(segments) + sum(segments) <= len(tail)
+    if complete and flags & 0x04:
+        return None
+    return (f"cut short: the Ogg stream ends without its end mark after {info.duration:.2f} s; the rest "
+            "of the recording is missing (the file does not say how much) and was not analysed")
+
+
+def _beyond_full_scale(path):
+    import soundfile as sf
+
+    peak = 0.0
+    with sf.SoundFile(path) as f:
+        for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+            if block.size:
+                peak = max(peak, float(np.max(np.abs(np.nan_to_num(block, nan=0.0, posinf=1e38, neginf=-1e38)))))
+    if peak <= 1.0:
+        return None
+    return (f"samples beyond full scale: the peak is {peak:.3g} times full scale (floating-point samples "
+            "should stay within -1..1); analysed as they are, at a level the model was not trained on")
 
 
 def load_audio(path, *, sample_rate=DEFAULT_SAMPLE_RATE, mono=True):

@@ -93,7 +93,8 @@ class FailureLog:
             try:
                 with open(self.path, encoding="utf-8", errors="surrogateescape") as f:
                     stored = json.load(f)
-            except (OSError, ValueError):
+                stored = [(str(file), str(reason)) for file, reason in stored]
+            except (OSError, ValueError, TypeError):  # Damaged: the files are met again.
                 stored = []
             for file, reason in stored:
                 if file not in self._seen:
@@ -127,7 +128,7 @@ class FailureLog:
                 self._seen.add(path)
                 reason = error[len(path) + 2 :] if error.startswith(path + ": ") else error
                 self.failures.append((path, reason))
-                logging.warning("Skipping %s", error)
+                logging.warning("Skipping %s: %s", path, reason)  # Always names the file.
                 if self.path is not None:
                     self._save()
         return np.bool_(False)

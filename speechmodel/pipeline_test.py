@@ -167,3 +167,19 @@ def test_every_dataset_runs_without_tf_data_autotuning():
     sequences = sequence_dataset(table, files, [0, 1, 0, 1], batch_size=2, shuffle=True, seed=0)
     assert sequences.options().autotune.enabled is False
     assert sum(int(y.shape[0]) for _, y in sequences) == 4
+
+
+def test_a_skipped_file_is_always_named(caplog):
+    import logging
+
+    from speechmodel.pipeline import FailureLog
+
+    log = FailureLog()
+    with caplog.at_level(logging.WARNING):
+        log.record("/corpus/one.wav", "too short to analyse: 1 sample (0.0001 s) at 16000 Hz")
+        log.record("/corpus/two.wav", "/corpus/two.wav: not an audio file")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["Skipping /corpus/one.wav: too short to analyse: 1 sample (0.0001 s) at 16000 Hz",
+                     "Skipping /corpus/two.wav: not an audio file"]
+    assert log.failures == [("/corpus/one.wav", "too short to analyse: 1 sample (0.0001 s) at 16000 Hz"),
+                            ("/corpus/two.wav", "not an audio file")]

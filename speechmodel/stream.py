@@ -833,7 +833,12 @@ def open_source(*, mic=False, device=None, raw=False, rate=None, sample_format="
     """
     if mic:
         return Microphone(device, sample_rate=sample_rate, max_seconds=max_seconds, sounddevice=sounddevice)
-    stdin = stdin if stdin is not None else sys.stdin.buffer
+    if stdin is None:
+        # Python sets sys.stdin to None when descriptor 0 is closed.
+        if getattr(sys.stdin, "buffer", None) is None:
+            raise StreamError("standard input is closed: nothing to read from - "
+                              "(pipe or redirect the audio into it)")
+        stdin = sys.stdin.buffer
     if raw:
         if rate is None:
             raise StreamError("--raw needs --rate (the sample rate in Hz)")

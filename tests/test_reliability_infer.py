@@ -128,7 +128,7 @@ def test_an_output_that_would_destroy_a_users_file_is_refused_before_any_work(ru
         pytest.skip("/sys is writable here")
     status, _, err = run(a, output="/sys/emotions.csv")  # read-only location
     assert status == inference.EXIT_USAGE
-    assert err.startswith("infer.py: error: cannot write in the directory of --output (") and err.count("\n") == 1
+    assert err.startswith("infer.py: error: cannot write --output: no file can be created in ") and err.count("\n") == 1
 
 
 def _unwritable(directory):
@@ -205,3 +205,36 @@ def test_plots_never_replace_a_users_file_and_a_failed_plot_keeps_the_result(run
     assert f"infer.py: plot failed for {clip}: the plot could not be written" in err
     assert "1 plots could not be written; 1 analysed" in err
     assert sorted(p.name for p in plots.iterdir()) == ["voice-2.png", "voice.png"]
+
+
+def test_damaged_files_analysed_on_what_they_hold_say_so_in_every_format(run, tmp_path):
+    tone = (rf.tone() / 32768).astype(np.float32)
+    speech = np.tile(tone, 4)  # 4 s
+    opus = tmp_path / "whole.ogg"
+    sf.write(opus, speech, 16000, format="OGG", subtype="OPUS")
+    data = opus.read_bytes()
+    cut = tmp_path / "cut.opus.ogg"
+    cut.write_bytes(data[: len(data) * 6 // 10])  # Ends mid-page, without the end mark.
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, tone * 1e6, 16000, subtype="FLOAT")  # A million times full scale.
+    warned = {str(cut): "cut short: the Ogg stream ends without its end mark after ",
+              str(loud): "samples beyond full scale: the peak is "}
+    status, out, err = run(opus, cut, loud)
+    assert status == inference.EXIT_OK, err
+    for path, words in warned.items():
+        assert f"infer.py: warning: {path}: {words}" in err
+    assert str(opus) not in err
+    assert out.decode().count("    warning: ") == 2
+    out_json = tmp_path / "out.json"
+    run(opus, cut, loud, output_format="json", output=str(out_json))
+    results = {r["file"]: r for r in json.loads(out_json.read_text())["results"]}
+    assert "warning" not in results[str(opus)] and "label" in results[str(cut)]
+    for path, words in warned.items():
+        assert results[path]["warning"].startswith(words)
+    out_csv = tmp_path / "out.csv"
+    run(opus, cut, loud, output_format="csv", output=str(out_csv))
+    with open(out_csv, newline="", encoding="utf-8") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    for path, words in warned.items():
+        assert rows[path]["kind"] == "file" and rows[path]["error"].startswith("warning: " + words)
+    assert rows[str(opus)]["error"] == ""

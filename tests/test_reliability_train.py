@@ -263,3 +263,22 @@ def test_a_second_run_into_the_same_directory_is_told_who_holds_it(corpus, tmp_p
             run_experiment(base_config(corpus, out), log_to_stdout=False)
     assert str(info.value).startswith(f"{out} is in use by another train.py run (process {os.getpid()} on ")
     assert sorted(p.name for p in out.iterdir()) == []  # nothing written
+
+
+def test_a_finished_fold_with_damaged_files_is_trained_again_whole(corpus, tmp_path, caplog):
+    import logging
+
+    out = tmp_path / "run"
+    config = base_config(corpus, out, epochs=1)
+    config["training"]["final_model"] = False
+    run(config)
+    expected = outcome(out)
+    fold = out / "folds" / "holdout"
+    (fold / "history.csv").write_text("N\n")  # Damaged: a bogus header alone.
+    with caplog.at_level(logging.WARNING):
+        run(config)
+    [line] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert line.startswith("fold 1/1 (holdout): history.csv is damaged (its header does not start with 'epoch')")
+    assert f"set aside as {fold}.damaged" in line and "trained again (every file rebuilt)" in line
+    assert (out / "folds" / "holdout.damaged" / "history.csv").read_text() == "N\n"
+    assert outcome(out) == expected  # Rebuilt whole: the same history, the same numbers.

@@ -22,6 +22,9 @@ from tests.serving import running_server, tiny_model
 
 CLASSES = ["neutral", "happy", "sad"]
 MAX_PENDING = 10
+MAX_UPLOADS = 14  # Bodies arriving at once, apart from MAX_PENDING.
+GRACE = 5  # Seconds before a body must arrive at the minimum rate.
+MAX_WINDOWS = 50
 TIMEOUT = 8  # The server's request time limit (s).
 PROB_TOL = 1e-4  # The service against infer.py on the same file.
 
@@ -35,7 +38,8 @@ def model(tmp_path_factory):
 def server(model, tmp_path_factory):
     work = tmp_path_factory.mktemp("serve")
     with running_server(model, work, "--max_pending", MAX_PENDING, "--max_upload_mb", 1, "--max_duration", 30,
-                        "--request_timeout", TIMEOUT) as (url, process, tmp):
+                        "--request_timeout", TIMEOUT, "--max_uploads", MAX_UPLOADS, "--upload_grace", GRACE,
+                        "--max_windows", MAX_WINDOWS) as (url, process, tmp):
         yield url, process, tmp, work
 
 
@@ -78,7 +82,8 @@ def test_model_health_page_and_unknown_routes(client, model):
     r = client.get("/v1/model")
     assert r.status_code == 200
     info = r.json()
-    assert info["class_names"] == CLASSES and info["model"]["path"] == str(model)
+    # The model by its file name: never the server's path.
+    assert info["class_names"] == CLASSES and info["model"]["path"] == model.name and str(model.parent) not in r.text
     assert info["settings"]["max_pending"] == MAX_PENDING and info["settings"]["max_duration"] == 30
     assert info["settings"]["segmentations"] == ["windows", "vad"]
     r = client.get("/")
@@ -178,6 +183,11 @@ def test_bad_parameters_and_forms_are_400(client, model):
         ({"window": 2, "hop": 3}, ["hop"]),
         ({"segment": "sentences"}, ["segment"]),
         ({"model": "/etc/passwd"}, ["unknown parameter(s) model", "only the model it was started with"]),
+        ({"top_k": 10**21}, ["top_k must be between 1 and the model's 3 classes"]),
+        ({"top_k": "9" * 100}, ["top_k must be a number"]),
+        ({"hop": "nan"}, ["hop must be finite"]),
+        ({"window": 0.1, "hop": 0.0001}, ["hop at least 0.05 s", "hop=0.0001"]),
+        ({"window": 0.05}, ["window must be 0.1-60 s"]),
     ):
         assert_error(post_file(client, clip, **fields), 400, *words)
     r = client.post("/v1/classify", content=b'--x\r\nContent-Disposition: form-data; name="top_k"\r\n\r\n1\r\n--x--\r\n',
@@ -186,7 +196,7 @@ def test_bad_parameters_and_forms_are_400(client, model):
     assert_error(client.post("/v1/classify", content=b"--x\r\ngarbage", headers={"content-type": "multipart/form-data"}),
                  400, "boundary")
     # The model is still the one the server started with.
-    assert client.get("/v1/model").json()["model"]["path"] == str(model)
+    assert client.get("/v1/model").json()["model"]["path"] == model.name
 
 
 def test_unreadable_uploads_are_422_naming_the_problem(client, tmp_path):
@@ -199,6 +209,12 @@ def test_unreadable_uploads_are_422_naming_the_problem(client, tmp_path):
     ):
         body = assert_error(post_file(client, clip, name=name, data=content), 422, *words)
         assert body["kind"] == kind
+    # Errors name the upload as the client sent it, never a path of the server.
+    for name, content in (("sub dir/x.flac", data[:300]), ("z.ogg", b"OggS" + bytes(200)),
+                          ("m.mp3", b"ID3\x03\x00\x00\x00\x00\x00\x10" + bytes(100))):
+        r = post_file(client, clip, name=name, data=content)
+        assert r.status_code == 422 and r.json()["error"].startswith(name + ": "), r.text
+        assert "/tmp" not in r.text and ".audio" not in r.text and "speechmodel-serve" not in r.text, r.text
 
 
 def test_size_and_duration_limits_are_413(client, tmp_path):
@@ -218,8 +234,7 @@ def test_size_and_duration_limits_are_413(client, tmp_path):
 
 
 def slow_upload(url):
-    """A request whose body never finishes arriving: it holds a place in
-    the queue until the server's time limit."""
+    """A request whose body never finishes arriving (4 bytes of 100000)."""
     parsed = urlparse(url)
     sock = socket.create_connection((parsed.hostname, parsed.port))
     sock.sendall(b"POST /v1/classify?filename=slow.wav HTTP/1.1\r\nHost: x\r\n"
@@ -227,40 +242,115 @@ def slow_upload(url):
     return sock
 
 
-def test_a_full_queue_is_503_with_retry_after_and_slow_requests_408(client, server):
+def answer_of(sock, timeout):
+    sock.settimeout(timeout)
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        answer += piece
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return head, payload
+
+
+def wait_for_health(client, key, value, seconds=10):
+    deadline = time.monotonic() + seconds
+    while client.get("/health").json()[key] != value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return client.get("/health").json()
+
+
+def test_slow_uploads_hold_no_model_place_and_are_let_go(client, server):
     url = server[0]
+    clip = ravdess_files("Actor_13/*.wav")[2]
     started = time.monotonic()
-    holders = [slow_upload(url) for _ in range(MAX_PENDING)]
+    # More trickling clients than the model has places: none takes one.
+    holders = [slow_upload(url) for _ in range(MAX_PENDING + 2)]
     try:
-        deadline = time.monotonic() + 10
-        while client.get("/health").json()["pending"] < MAX_PENDING and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert client.get("/health").json()["pending"] == MAX_PENDING
-        clip = ravdess_files("Actor_13/*.wav")[2]
+        health = wait_for_health(client, "uploading", MAX_PENDING + 2)
+        assert health["uploading"] == MAX_PENDING + 2 and health["pending"] == 0, health
+        assert post_file(client, clip).status_code == 200  # Others are served meanwhile.
+        # Past --max_uploads bodies arriving at once: 503 with Retry-After.
+        holders += [slow_upload(url) for _ in range(MAX_UPLOADS - len(holders))]
+        assert wait_for_health(client, "uploading", MAX_UPLOADS)["uploading"] == MAX_UPLOADS
         r = post_file(client, clip)
-        body = assert_error(r, 503, "busy")
+        body = assert_error(r, 503, "busy", "uploads arriving")
         assert int(r.headers["retry-after"]) >= 1 and body["kind"] == "busy"
-        # The held requests time out with a JSON 408.
+        assert time.monotonic() - started < GRACE  # All of the above within the grace period.
+        # Each trickling client is let go after the grace period: a JSON 408.
         for sock in holders:
-            sock.settimeout(TIMEOUT + 30)
-            answer = b""
-            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
-                piece = sock.recv(65536)
-                if not piece:
-                    break
-                answer += piece
-            head, _, payload = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 408"), answer[:200]
-            assert json.loads(payload)["status"] == 408
-        assert time.monotonic() - started >= TIMEOUT - 0.5
+            head, payload = answer_of(sock, GRACE + 30)
+            assert head.startswith(b"HTTP/1.1 408"), head[:200]
+            body = json.loads(payload)
+            assert body["kind"] == "slow_upload" and "arrived too slowly (4 bytes in" in body["error"]
+        assert time.monotonic() - started < GRACE + TIMEOUT
     finally:
         for sock in holders:
             sock.close()
-    # Places are free again.
-    deadline = time.monotonic() + 10
-    while client.get("/health").json()["pending"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert post_file(client, ravdess_files("Actor_13/*.wav")[2]).status_code == 200
+    assert wait_for_health(client, "uploading", 0)["uploading"] == 0
+    assert post_file(client, clip).status_code == 200
+
+
+def test_a_full_model_is_503_with_retry_after():
+    from speechmodel.serve.service import EmotionService, Limits, ServiceError
+
+    class Model:
+        class_names, sample_rate, path = ["a", "b"], 16000, "/srv/models/secret/m.keras"
+
+        def describe(self):
+            return {"path": self.path, "kind": "keras", "class_names": self.class_names}
+
+    service = EmotionService(Model(), limits=Limits(max_pending=2, max_uploads=1))
+    try:
+        tickets = [service.admit(), service.admit()]
+        with pytest.raises(ServiceError) as info:
+            service.admit()
+        assert info.value.status == 503 and info.value.headers["Retry-After"] == "1"
+        tickets[0].release()
+        tickets[0].release()  # Once only.
+        service.admit()
+        upload = service.admit_upload()  # Counted apart.
+        with pytest.raises(ServiceError, match="1 uploads arriving"):
+            service.admit_upload()
+        upload.release()
+        assert service.health()["pending"] == 2 and service.health()["uploading"] == 0
+        assert service.describe()["model"]["path"] == "m.keras"
+    finally:
+        service.close()
+
+
+def test_work_per_request_is_bounded(client, tmp_path):
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros(16000 * 25, np.float32), 16000, subtype="PCM_16")  # 25 s, 800 kB
+    # 1 + ceil((25 - 4) / 0.3) = 71 windows > 50.
+    body = assert_error(post_file(client, long, name="my talk.wav", window=4, hop=0.3), 400,
+                        "my talk.wav: windows of 4 s every 0.3 s over 25.0 s of audio make 71 windows",
+                        f"at most {MAX_WINDOWS} per request")
+    assert body["kind"] == "too_many_windows"
+    assert post_file(client, long, window=4, hop=2).status_code == 200
+
+
+def test_a_one_sample_file_is_refused_as_infer_py_refuses_it(client, reference, tmp_path):
+    one = tmp_path / "one.wav"
+    sf.write(one, np.array([0.25]), 16000, subtype="PCM_16")
+    [want] = reference([one])["results"]
+    assert want["error"].startswith("too short to analyse: 1 sample")
+    body = assert_error(post_file(client, one), 422, f"one.wav: {want['error']}")
+    assert body["kind"] == "too_short"
+
+
+def test_a_file_cut_short_is_analysed_with_a_warning(client, tmp_path):
+    from speechmodel.audio import load_audio
+
+    whole = tmp_path / "whole.ogg"
+    sf.write(whole, load_audio(ravdess_files("Actor_13/*.wav")[3]), 16000, format="OGG", subtype="OPUS")
+    data = whole.read_bytes()
+    r = post_file(client, whole, name="call.ogg", data=data[: len(data) * 6 // 10])
+    assert r.status_code == 200, r.text
+    [result] = r.json()["results"]
+    assert result["file"] == "call.ogg" and result["warning"].startswith("cut short: the Ogg stream ends")
+    assert "warning" not in post_file(client, whole).json()["results"][0]
 
 
 def test_nothing_is_written_outside_its_temporary_directory(server, client):

@@ -151,6 +151,16 @@ def test_stream_usage_errors_are_one_line(model, tmp_path):
         assert line.startswith("infer.py: error: ") and message in line, (args, line)
 
 
+def test_closed_standard_input_is_one_line(model):
+    # ``infer.py - <&-``: descriptor 0 closed, so Python's sys.stdin is None.
+    result = subprocess.run(command("-", "--model", model), capture_output=True, cwd=REPO, timeout=300,
+                            env=environment(), preexec_fn=lambda: os.close(0))
+    err = result.stderr.decode()
+    assert result.returncode == 2 and result.stdout == b"", err
+    [line] = err.splitlines()
+    assert line.startswith("infer.py: error: standard input is closed"), line
+
+
 PORTAUDIO = ctypes.util.find_library("portaudio")
 
 

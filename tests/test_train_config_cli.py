@@ -105,9 +105,18 @@ def test_every_mistake_is_one_line_before_tensorflow_and_leaves_nothing(corpus, 
         (["--data_dir", tmp_path / "nowhere"], ["does not exist"]),
         (["--epochz", "3"], ["Unknown command line flag 'epochz'"]),
         (["stray_argument"], ["unexpected argument 'stray_argument'"]),
+        # Tried, not guessed from permissions: /proc refuses even root.
+        (["--output_dir", "/proc/1/run", *data], ["/proc/1 is not writable"]),
+        (["--set", "training.embedding_cache=/proc/forbidden", *data],
+         ["training.embedding_cache: /proc/forbidden cannot be created"]),
+        # Values that cannot work are refused before anything runs.
+        (["--set", "training.learning_rate=1e999", *data], ["learning_rate must be a finite number > 0",
+                                                            "learning_rate=inf"]),
+        (["--learning_rate", "nan", *data], ["learning_rate (--learning_rate) must be a finite number"]),
+        (["--set", "training.batch_size=100000000000", "--folds", "2", *data],
+         ["training.batch_size (--batch_size) is larger than every training set of these folds (at most 8 "
+          "utterances) and than 4096", "batch_size=100000000000"]),
     ]
-    if not os.access("/proc/1", os.W_OK):
-        cases.append((["--output_dir", "/proc/1/run", *data], ["/proc/1 is not writable"]))
     for args, fragments in cases:
         if "--output_dir" not in args:
             args = [*args, "--output_dir", out]

@@ -46,8 +46,10 @@ Exit status:
   0  every file was analysed;
   1  some inputs failed (each reported on stderr), the others were analysed
      (or a plot could not be written; the result is kept);
-  2  usage error, no audio file to analyse, or a model that cannot be used;
-  3  an error not about one file (internal error, output not writable): no
+  2  usage error, no audio file to analyse, a model that cannot be used, or
+     an --output that cannot be written (checked before any work);
+  3  an error not about one file found during the work (internal error,
+     --output failing once the results are made, e.g. a full disk): no
      results are written, and an older --output file is removed.
 
 Streams: `infer.py -` reads a WAV stream from standard input (sizes of 0

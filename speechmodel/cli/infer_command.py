@@ -96,7 +96,9 @@ def check_output(output, *, inputs=(), list_files=()):
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        return f"cannot write in the directory of --output ({exc.strerror or exc}). Received: --output={output}"
+        # Results are written to a new file there and renamed into place.
+        return (f"cannot write --output: no file can be created in {parent} ({exc.strerror or exc}). "
+                f"Received: --output={output}")
     return None
 
 
@@ -218,6 +220,10 @@ def run(
     def report_failure(failure):
         print(f"{prog}: skipped {failure.file}: {failure.reason}", file=stderr, flush=True)
 
+    def report_warning(prediction):
+        if prediction.warning:  # Analysed, on what the file holds.
+            print(f"{prog}: warning: {prediction.file}: {prediction.warning}", file=stderr, flush=True)
+
     if output_format not in inference.OUTPUT_FORMATS:
         return usage(f"--format must be one of {', '.join(inference.OUTPUT_FORMATS)}. Received: --format={output_format}")
     if not isinstance(top_k, int) or top_k < 1:
@@ -303,7 +309,8 @@ def run(
                             say=lambda line: print(line, file=stderr, flush=True))
         progress = lambda done, total: bar.update(done)  # noqa: E731
     try:
-        report = predictor.predict(collected.paths, on_failure=report_failure, progress=progress)
+        report = predictor.predict(collected.paths, on_failure=report_failure, on_result=report_warning,
+                                   progress=progress)
         if progress is not None:
             bar.close()
         report.results = collected.failures + report.results

@@ -87,3 +87,17 @@ def test_write_output_writes_a_device_and_replaces_a_file(tmp_path):
     assert out.read_text() == "new\n" and os.listdir(tmp_path) == ["r.txt"]
     infer_command.write_output("to a device\n", os.devnull)  # Written to, never replaced.
     assert os.path.exists(os.devnull) and not os.path.isfile(os.devnull)
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error_as_documented(model_path):
+    from speechmodel.cli import infer as infer_flags
+
+    clip = ravdess_files("Actor_14/*.wav")[0]
+    out, err = io.StringIO(), io.StringIO()
+    # /proc/version exists, but no file can be created beside it (not even by root).
+    status = infer_command.run([clip], model=model_path, output="/proc/version", stdout=out, stderr=err)
+    assert status == infer_command.EXIT_USAGE and out.getvalue() == ""
+    [line] = err.getvalue().splitlines()
+    assert line.startswith("infer.py: error: cannot write --output: no file can be created in /proc (")
+    # The same rule as --help states it.
+    assert "an --output that cannot be written (checked before any work)" in infer_flags.__doc__.split("  3")[0]

@@ -38,6 +38,11 @@ class InferenceModel:
     def describe(self):
         return {"path": self.path, "kind": self.kind, "class_names": list(self.class_names)}
 
+    def too_short_reason(self, samples):
+        """Why ``samples`` samples (at ``sample_rate``) are too few for this
+        model (what ``predict_files`` reports for such a file), or None."""
+        return None
+
 
 def segment_times(config, n_segments, duration):
     """(start, end) seconds of the ``n_segments`` segments (``FeatureConfig``
@@ -346,6 +351,12 @@ class KerasInferenceModel(InferenceModel):
         return segment_times(self.config, n_segments, duration)
 
 
+    def too_short_reason(self, samples):
+        from speechmodel.pipeline import too_short_reason
+
+        return too_short_reason(samples, self.config) if samples < self.config.win_length else None
+
+
 class ClassicalInferenceModel(InferenceModel):
     """A classical scikit-learn model on utterance statistics."""
 
@@ -367,6 +378,12 @@ class ClassicalInferenceModel(InferenceModel):
             on_failure(failure.index, failure.reason)
         for row, i in enumerate(result.kept):
             yield int(i), result.probabilities[row].astype(np.float32), None, 0
+
+    def too_short_reason(self, samples):
+        from speechmodel.classical.features import too_short_reason
+
+        config = self.model.feature_config
+        return too_short_reason(samples, config) if samples < config.hop_length else None
 
     def predict_waveforms(self, waveforms, lengths, *, attention):
         from speechmodel.classical.features import compute_features

@@ -61,6 +61,8 @@ def format_table(report, *, top_k=1, timeline=False):
         if p.attention is not None:
             for s in p.attention:
                 sub.append(f"    segment {s.start:6.2f}-{s.end:6.2f} s  attention {s.weight:.3f}")
+        if p.warning:
+            sub.insert(0, f"    warning: {p.warning}")
         extra[len(rows) - 1] = sub
     lines = []
     for n, line in enumerate(_render_rows(rows)):
@@ -74,8 +76,9 @@ def format_json(report, *, top_k=1, model=None):
     ``results`` holds one object per file in input order: ``file``,
     ``label``, ``confidence``, ``probabilities`` (every class), ``top_k``,
     ``duration`` (s), ``windowed``, plus ``timeline`` and ``weighting`` for
-    long files and ``attention`` when asked; or ``file`` and ``error`` for
-    a file that failed."""
+    long files, ``attention`` when asked and ``warning`` for a damaged file
+    analysed on what it holds; or ``file`` and ``error`` for a file that
+    failed."""
     payload = {
         "model": model,
         "class_names": list(report.class_names),
@@ -137,7 +140,8 @@ def format_csv(report, *, top_k=1):
             continue
         row(r.file, "file", "0.000", f"{r.duration:.3f}", f"{r.duration:.3f}", r.probabilities,
             r.top_k(top_k) if top_k > 1 and r.probabilities is not None else None,
-            error=r.plot_error or "", label=r.label)
+            error="; ".join(x for x in (r.plot_error, r.warning and f"warning: {r.warning}") if x),
+            label=r.label)
         segments(r.file, r.attention)
         for w in r.timeline or []:
             order = np.argsort(-w.probabilities, kind="stable")[:top_k]

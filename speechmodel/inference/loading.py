@@ -19,6 +19,7 @@ installed and the model converts, else Keras (``ONNX_AUTO_CLASSIFIERS``).
 
 import json
 import os
+import re
 import zipfile
 
 from speechmodel.errors import Error
@@ -176,6 +177,42 @@ def _load_classical(path):
     return ClassicalInferenceModel(model, path)
 
 
+def foreign_object(config, where="config"):
+    """Why a Keras config names something that loading could run (a
+    function or class outside Keras and speechmodel's registered classes,
+    or a Python lambda), or None. Said before Keras sees the file: Keras'
+    own refusal in safe mode is a generic "could not be deserialized"."""
+    import keras
+
+    if isinstance(config, list):
+        for n, item in enumerate(config):
+            found = foreign_object(item, f"{where}[{n}]")
+            if found:
+                return found
+        return None
+    if not isinstance(config, dict):
+        return None
+    name, module = config.get("class_name"), config.get("module")
+    if isinstance(name, str):
+        shown = f"{module}.{name}" if module else name
+        if name == "__lambda__":
+            return (f"refused: it holds a Python lambda (at {where}), code that loading would run; "
+                    "save models without Lambda layers")
+        registered = config.get("registered_name")
+        keras_module = isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+        own = (isinstance(module, str) and module.startswith("speechmodel.") and isinstance(registered, str)
+               and keras.saving.get_registered_object(registered) is not None)
+        internal = module is None and name.startswith("__") and name.endswith("__")
+        if module is not None and not (keras_module or own) or module is None and not internal and registered:
+            return (f"refused: it names {shown} (at {where}), which is neither a Keras class nor one of "
+                    "speechmodel's registered classes; loading it could run that code")
+    for key, value in config.items():
+        found = foreign_object(value, f"{where}.{key}")
+        if found:
+            return found
+    return None
+
+
 def _keras_config(path):
     """The checked ``config.json`` of an ``EmotionRecognizer`` archive."""
     from speechmodel import check_config_size
@@ -198,6 +235,12 @@ def _keras_config(path):
             "EmotionRecognizer; infer.py takes the model.keras that train.py "
             "writes (it holds the audio front end and the class names)",
         )
+    import speechmodel.layers  # noqa: F401  (registers the classes foreign_object accepts)
+    import speechmodel.models  # noqa: F401
+
+    refused = foreign_object(config)
+    if refused:
+        raise ModelError(path, refused)
     return config
 
 
@@ -260,6 +303,12 @@ def _load_keras(path):
             model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file.
         message = " ".join(str(exc).split())
+        # Keras wraps a layer's own refusal ("A total of 1 objects could not
+        # be loaded. Example error message for object <...>: WHY List of
+        # objects ..."): WHY is the reason.
+        match = re.search(r"Example error message for object <[^>]*>:\s*(.*?)\s*List of objects", message)
+        if match:
+            message = match.group(1)
         if len(message) > 300:
             message = message[:300] + "..."
         raise ModelError(

@@ -62,9 +62,30 @@ def test_loading_never_runs_code_from_the_file(tmp_path, monkeypatch):
     classifier = keras.Model({"segments": segments, "mask": mask}, out)
     EmotionRecognizer(classifier, class_names=CLASSES).save(tmp_path / "lambda.keras")
     marker.unlink()
-    with pytest.raises(loading.ModelError, match="cannot load the model"):
+    with pytest.raises(loading.ModelError, match=r"refused: it holds a Python lambda \(at config\."):
         loading.load_model(tmp_path / "lambda.keras")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("module, name", [("os", "system"), ("builtins", "exec"), ("subprocess", "Popen")])
+def test_a_model_naming_code_outside_keras_is_refused_saying_what(tmp_path, model_path, module, name):
+    import json
+
+    with zipfile.ZipFile(model_path) as src:
+        entries = {item: src.read(item) for item in src.namelist()}
+    config = json.loads(entries["config.json"])
+    layer = {"module": module, "class_name": name, "config": {"command": "touch /tmp/x"}, "registered_name": name}
+    config["config"]["classifier"]["config"].setdefault("layers", []).append(layer)
+    entries["config.json"] = json.dumps(config).encode()
+    crafted = tmp_path / "crafted.keras"
+    with zipfile.ZipFile(crafted, "w") as dst:
+        for item, body in entries.items():
+            dst.writestr(item, body)
+    with pytest.raises(loading.ModelError) as info:
+        loading.load_model(crafted)
+    reason = info.value.reason
+    assert reason.startswith(f"refused: it names {module}.{name} (at config.config.classifier.config.layers[")
+    assert "neither a Keras class nor one of speechmodel's registered classes" in reason and "\n" not in reason
 
 
 def test_resolve_model_names_shipped_models_and_run_directories(tmp_path):

@@ -249,7 +249,7 @@ class Predictor:
         Returns:
             Report: a Prediction or Failure per path, in order.
         """
-        from speechmodel.audio import AudioError, read_info
+        from speechmodel.audio import AudioError, integrity_warning, read_info
 
         given = [os.fspath(p) for p in paths]
         paths = list(dict.fromkeys(given))  # Each file analysed once.
@@ -272,6 +272,7 @@ class Predictor:
 
         def done(i, prediction):
             prediction.with_min_confidence(self.min_confidence)
+            prediction.warning = prediction.warning or warnings.get(i)
             if self.plot_dir is not None and prediction.plot is None and prediction.plot_error is None:
                 prediction.plot = self._plot(prediction, None)  # Never raises.
             results[i] = prediction
@@ -283,7 +284,7 @@ class Predictor:
         # libsndfile's decoders print their own diagnostics on stderr when
         # probing a non-audio file (libmpg123: "Cannot read next header");
         # they are silenced here: every problem is reported as a Failure.
-        unreadable = []
+        unreadable, warnings = [], {}
         with _silenced_stderr():
             for i, path in enumerate(paths):
                 try:
@@ -295,6 +296,9 @@ class Predictor:
                     unreadable.append((i, f"cannot read the file ({type(exc).__name__}: {exc})"))
                     continue
                 durations[i] = info.duration
+                warning = integrity_warning(path, info)  # Damage the analysis would not see.
+                if warning:
+                    warnings[i] = warning
                 long = self.segment == "vad" or info.duration > self.max_utterance
                 (long_files if long else clips).append(i)
         for i, reason in unreadable:  # Reported once stderr is back.

@@ -127,6 +127,9 @@ class Prediction(_Probabilities):
             confidence is below it are labelled ``UNCERTAIN``; None: never.
         no_speech: the recording holds no speech: labelled ``NO_SPEECH``
             (the probabilities are what the model said of it anyway).
+        warning: what makes the result worth less, naming the damage
+            (``speechmodel.audio.integrity_warning``: a file cut short,
+            samples beyond full scale), or None.
     """
 
     file: str
@@ -140,6 +143,7 @@ class Prediction(_Probabilities):
     plot_error: str = None
     min_confidence: float = None
     no_speech: bool = False
+    warning: str = None
 
     def with_min_confidence(self, min_confidence):
         """Sets ``min_confidence`` on the result and its windows; returns it."""
@@ -179,6 +183,8 @@ class Prediction(_Probabilities):
             out["plot"] = self.plot
         if self.plot_error is not None:
             out["plot_error"] = self.plot_error
+        if self.warning is not None:
+            out["warning"] = self.warning
         return out
 
 

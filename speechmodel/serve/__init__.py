@@ -14,6 +14,7 @@ requests share the model.
 """
 
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -60,7 +61,17 @@ def build_parser():
                    help="requests in progress at once; more get 503 with Retry-After")
     p.add_argument("--max_upload_mb", type=float, default=25.0, help="largest upload (413 past it)")
     p.add_argument("--max_duration", type=float, default=600.0, help="longest audio in seconds (413 past it)")
-    p.add_argument("--request_timeout", type=float, default=60.0, help="seconds per request (408 past it)")
+    p.add_argument("--request_timeout", type=float, default=60.0,
+                   help="seconds from a request's admission (its body received) to its answer (408 past it)")
+    p.add_argument("--max_windows", type=int, default=2000,
+                   help="windows one request may ask for (duration / hop; 400 past it)")
+    p.add_argument("--max_uploads", type=int, default=256,
+                   help="bodies being received at once, apart from --max_pending (503 past it)")
+    p.add_argument("--upload_timeout", type=float, default=30.0, help="seconds for a body to arrive (408 past it)")
+    p.add_argument("--min_upload_rate", type=float, default=16384.0,
+                   help="bytes/s a body must average once --upload_grace has passed (408 below it)")
+    p.add_argument("--upload_grace", type=float, default=2.0,
+                   help="seconds a body may take before --min_upload_rate applies")
     p.add_argument("--window", type=float, default=4.0, help="default window (s) for long audio")
     p.add_argument("--hop", type=float, default=2.0, help="default hop (s) between windows")
     p.add_argument("--max_utterance", type=float, default=20.0, help="audio longer than this is windowed")
@@ -82,9 +93,15 @@ def main(argv=None):
     args = parser.parse_args(normalize_flag_names(list(sys.argv[1:] if argv is None else argv), known))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     prog = parser.prog
-    for name in ("max_batch", "max_pending", "threads"):
+    for name in ("max_batch", "max_pending", "threads", "max_windows", "max_uploads"):
         if getattr(args, name) < 1:
             print(f"{prog}: error: --{name} must be at least 1", file=sys.stderr)
+            return 2
+    for name in ("max_upload_mb", "max_duration", "request_timeout", "upload_timeout", "min_upload_rate", "upload_grace"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and value > 0):
+            print(f"{prog}: error: --{name} must be a positive number. Received: --{name}={value}",
+                  file=sys.stderr)
             return 2
     # Everything this process writes goes to one private temporary
     # directory, removed when it stops: the uploads, and what libraries put
@@ -129,14 +146,17 @@ def _serve(args, prog, tmpdir):
 
     limits = Limits(
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024), max_duration=args.max_duration,
-        request_timeout=args.request_timeout, max_pending=args.max_pending,
+        request_timeout=args.request_timeout, max_pending=args.max_pending, max_windows=args.max_windows,
+        max_uploads=args.max_uploads, upload_timeout=args.upload_timeout, min_upload_rate=args.min_upload_rate,
+        upload_grace=args.upload_grace,
     )
     defaults = Defaults(window=args.window, hop=args.hop, max_utterance=args.max_utterance, vad=args.vad)
     try:
         uploads = os.path.join(tmpdir, "uploads")
         os.makedirs(uploads, mode=0o700)
         service = EmotionService(model, limits=limits, defaults=defaults, max_batch=args.max_batch,
-                                 max_wait=args.max_wait_ms / 1000, tmpdir=uploads)
+                                 max_wait=args.max_wait_ms / 1000, tmpdir=uploads,
+                                 model_name=(args.model or "default") if (args.model or "default") in presets() else None)
         service.options({})  # Checks the defaults.
     except Exception as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

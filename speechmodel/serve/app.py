@@ -18,9 +18,17 @@ Routes:
     ``GET /``: the web page (``static/index.html``).
 
 Every error is JSON ``{"error": message, "status": code[, "kind"]}``: 400
-(bad parameters or form), 404, 405, 408 (request time), 413 (upload size or
-audio duration), 422 (not readable audio, naming the problem), 503 with
-``Retry-After`` (too many requests in progress).
+(bad parameters or form, or more windows than ``max_windows``), 404, 405,
+408 (an upload too slow, or the analysis past the request time), 413
+(upload size or audio duration), 422 (not readable audio or too short,
+naming the problem and the upload as the client named it), 503 with
+``Retry-After`` (too many uploads arriving or requests in progress).
+
+A body is read in full before the request takes one of the model's
+places (``max_pending``): uploads have their own count (``max_uploads``),
+time (``upload_timeout``) and minimum rate (``min_upload_rate``), so
+clients that trickle their body are let go within seconds and never lock
+the others out.
 """
 
 import asyncio
@@ -29,7 +37,7 @@ import os
 import threading
 import time
 
-from speechmodel.serve.service import ServiceError
+from speechmodel.serve.service import ServiceError, upload_name
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -152,6 +160,10 @@ def create_app(service, *, executor_workers=64):
         return FileResponse(os.path.join(STATIC, "index.html"), media_type="text/html")
 
     async def read_body(request, limit, shown):
+        """The body, at most ``limit`` bytes (413), arriving within
+        ``upload_timeout`` and, after ``upload_grace`` seconds, at
+        ``min_upload_rate`` bytes/s on average (408 otherwise)."""
+        limits = service.limits
         declared = request.headers.get("content-length")
         if declared is not None:
             try:
@@ -162,7 +174,24 @@ def create_app(service, *, executor_workers=64):
                 raise ServiceError(413, f"the upload is {declared} bytes; this service takes at most "
                                    f"{shown} bytes", kind="too_large")
         chunks, size = [], 0
-        async for chunk in request.stream():
+        start = time.monotonic()
+        stream = request.stream().__aiter__()
+        while True:
+            # The moment this body falls behind: the time limit, or the
+            # minimum average rate once the grace period is over.
+            behind = start + max(limits.upload_grace, size / limits.min_upload_rate)
+            wait = min(start + limits.upload_timeout, behind) - time.monotonic()
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), max(0.0, wait))
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                seconds = time.monotonic() - start
+                raise ServiceError(
+                    408, f"the upload arrived too slowly ({size} bytes in {seconds:.1f} s); this service "
+                    f"takes a body within {limits.upload_timeout:g} s, at {limits.min_upload_rate:g} "
+                    f"bytes/s or faster after the first {limits.upload_grace:g} s", kind="slow_upload",
+                ) from None
             size += len(chunk)
             if size > limit:
                 raise ServiceError(413, f"the upload exceeds {shown} bytes, the most this service takes",
@@ -204,7 +233,7 @@ def create_app(service, *, executor_workers=64):
         ((filename, data),) = uploads
         options = service.options(raw)
         if not data:
-            raise ServiceError(422, f"{filename or 'upload'}: the upload is empty (0 bytes)", kind="empty")
+            raise ServiceError(422, f"{upload_name(filename, 'upload')}: the upload is empty (0 bytes)", kind="empty")
         return data, filename, options
 
     def timeout_error():
@@ -212,20 +241,21 @@ def create_app(service, *, executor_workers=64):
                             kind="timeout")
 
     async def served(request, read, analyze):
-        """Admits ``request``, reads it (``read``, within the request's
-        time) and runs ``analyze(*read's result, deadline=, cancelled=)`` on
-        the executor; 408 when the time runs out (the analysis is told, and
+        """Reads ``request`` (``read``: its body arrives under the upload
+        limits, holding no place of the model), then admits it and runs
+        ``analyze(*read's result, deadline=, cancelled=)`` on the executor;
+        408 when ``request_timeout`` runs out (the analysis is told, and
         what it answers then is dropped)."""
+        upload = service.admit_upload()
+        try:
+            arguments = await read(request)
+        finally:
+            upload.release()
         ticket = service.admit()
         timeout = service.limits.request_timeout
         deadline = time.monotonic() + timeout
         cancelled = threading.Event()
         try:
-            try:
-                arguments = await asyncio.wait_for(read(request), timeout)
-            except asyncio.TimeoutError:
-                raise timeout_error() from None
-
             def work():
                 try:
                     if cancelled.is_set():

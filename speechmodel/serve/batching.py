@@ -1,18 +1,22 @@
 """One model, many requests: waveforms from concurrent requests are batched
-together through the model on one thread.
+together through the model on one thread, fairly.
 
 ``BatchingQueue.classify(waveforms)`` (called from any thread) queues the
 waveforms and blocks until their probabilities are computed. A worker
-thread takes the first waiting waveform, waits at most ``max_wait`` seconds
-for more, and runs one zero-padded batch of at most ``max_batch`` waveforms
+thread waits at most ``max_wait`` seconds after the first waveform for
+others, then runs one zero-padded batch of at most ``max_batch`` waveforms
 and ``max_batch_seconds`` of padded audio (so that one long utterance is
-not padded against many short ones), then the next. A waveform whose
-caller gave up (a timed-out request) is skipped.
+not padded against many short ones), then the next. Each call is its own
+line: a batch takes one waveform from each waiting call in turn (round
+robin, starting after the call served last), so a request of many
+windows shares the model with the others instead of holding it until its
+last window: a 3 s clip sent meanwhile waits for about one batch. A
+waveform whose caller gave up (a timed-out request) is skipped.
 """
 
 import collections
 import concurrent.futures
-import queue
+import itertools
 import threading
 import time
 
@@ -45,8 +49,9 @@ class BatchingQueue:
         self.max_batch = int(max_batch)
         self.max_wait = float(max_wait)
         self.max_batch_samples = int(max_batch_seconds * sample_rate)
-        self._queue = queue.Queue()
-        self._carry = collections.deque()  # Taken but did not fit a batch.
+        self._cond = threading.Condition()
+        self._lines = collections.OrderedDict()  # call id -> deque of (waveform, future), in turn order
+        self._ids = itertools.count()
         self._closed = False
         self.batches = 0
         self.items = 0
@@ -65,11 +70,12 @@ class BatchingQueue:
         """
         if self._closed:
             raise Closed("the batching queue is closed")
-        futures = []
-        for w in waveforms:
-            future = concurrent.futures.Future()
-            futures.append(future)
-            self._queue.put((np.asarray(w, np.float32).reshape(-1), future))
+        items = [(np.asarray(w, np.float32).reshape(-1), concurrent.futures.Future()) for w in waveforms]
+        futures = [future for _, future in items]
+        if items:
+            with self._cond:
+                self._lines[next(self._ids)] = collections.deque(items)
+                self._cond.notify()
         out = []
         try:
             for future in futures:
@@ -96,43 +102,59 @@ class BatchingQueue:
     @property
     def waiting(self):
         """Waveforms queued and not yet in a batch."""
-        return self._queue.qsize() + len(self._carry)
+        with self._cond:
+            return sum(len(line) for line in self._lines.values())
 
-    def _next(self, timeout):
-        if self._carry:
-            return self._carry.popleft()
-        return self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else self._queue.get_nowait()
+    def _take_batch(self):
+        """One batch, round robin over the waiting calls (the caller holds
+        the lock and there is work)."""
+        batch, longest = [], 0
+        while len(batch) < self.max_batch and self._lines:
+            took = False
+            for key in list(self._lines):
+                if len(batch) >= self.max_batch:
+                    break
+                line = self._lines[key]
+                while line and line[0][1].cancelled():  # Its request gave up.
+                    line.popleft()
+                if not line:
+                    del self._lines[key]
+                    continue
+                waveform = line[0][0]
+                longer = max(longest, len(waveform))
+                if batch and longer * (len(batch) + 1) > self.max_batch_samples:
+                    continue
+                batch.append(line.popleft())
+                longest, took = longer, True
+                # Served: its next waveform waits for the others' turn.
+                self._lines.move_to_end(key)
+                if not line:
+                    del self._lines[key]
+            if not took:
+                break
+        return batch
 
     def _run(self):
         while True:
-            try:
-                item = self._next(None)
-            except queue.Empty:  # pragma: no cover (blocking get)
-                continue
-            if item is None:
-                return
-            batch = [item]
-            end = time.monotonic() + self.max_wait
-            longest = len(item[0])
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._next(max(0.0, end - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._closed = True
-                    break
-                longer = max(longest, len(item[0]))
-                if longer * (len(batch) + 1) > self.max_batch_samples:
-                    self._carry.appendleft(item)
-                    break
-                longest = longer
-                batch.append(item)
+            with self._cond:
+                while not self._lines and not self._closed:
+                    self._cond.wait()
+                if not self._lines and self._closed:
+                    return
+            if self.max_wait:
+                # The first waveform waits briefly for other requests'.
+                end = time.monotonic() + self.max_wait
+                with self._cond:
+                    while not self._closed and self.waiting < self.max_batch:
+                        left = end - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cond.wait(left)
+            with self._cond:
+                batch = self._take_batch()
             live = [(w, f) for w, f in batch if f.set_running_or_notify_cancel()]
             if live:
                 self._compute(live)
-            if self._closed and not self._carry and self._queue.empty():
-                return
 
     def _compute(self, batch):
         lengths = np.array([max(1, len(w)) for w, _ in batch], np.int32)
@@ -154,6 +176,7 @@ class BatchingQueue:
     def close(self, timeout=10.0):
         """Finishes the queued work, then stops the worker."""
         if not self._closed:
-            self._closed = True
-            self._queue.put(None)
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
             self._thread.join(timeout)

@@ -18,6 +18,7 @@ longer audio in windows (``window``, ``hop``) weighted by voicing, or, with
 """
 
 import dataclasses
+import math
 import os
 import shutil
 import tempfile
@@ -32,6 +33,14 @@ from speechmodel.signal import waveform_has_speech
 from speechmodel.errors import Error
 
 OPTIONS = ("top_k", "window", "hop", "segment", "vad", "min_confidence")
+# The windows a request may ask for (seconds); Limits.max_windows bounds
+# their number.
+MIN_WINDOW, MAX_WINDOW, MIN_HOP = 0.1, 60.0, 0.05
+
+
+def _shown(text, limit=40):
+    """A client's value quoted in an error, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 class ServiceError(Error):
@@ -43,6 +52,14 @@ class ServiceError(Error):
         self.message = message
         self.kind = kind
         self.headers = headers or {}
+
+    def hiding(self, names):
+        """This error with every key of ``names`` (the server's own paths)
+        in its message replaced by its value (what the client sent)."""
+        message = self.message
+        for secret, shown in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            message = message.replace(secret, shown)
+        return ServiceError(self.status, message, kind=self.kind, headers=self.headers)
 
     def to_dict(self):
         out = {"error": self.message, "status": self.status}
@@ -60,10 +77,23 @@ class Limits:
         max_duration: seconds of audio (413 past it); for a same-speaker
             request, of all its files together.
         max_files: files in one same-speaker request (400 past it).
-        request_timeout: seconds from arrival to answer (408 past it).
-        max_pending: requests admitted at once, waiting or running (503
-            with ``Retry-After`` past it).
+        request_timeout: seconds from admission (the body received) to
+            the answer (408 past it).
+        max_pending: requests admitted to the model at once, waiting or
+            running (503 with ``Retry-After`` past it). A request is
+            admitted only once its body has arrived: a slow upload never
+            holds one of these places.
         retry_after: the seconds suggested in ``Retry-After``.
+        max_windows: windows (or, for ``segment=vad``, the windows the
+            same audio would give) one request may ask for: ``duration /
+            hop`` past it is a 400 naming the smallest hop allowed.
+        max_uploads: bodies being received at once (503 past it), apart
+            from ``max_pending``.
+        upload_timeout: seconds for a body to arrive (408 past it).
+        min_upload_rate: bytes per second a body must average once
+            ``upload_grace`` seconds have passed (408 below it): a client
+            trickling its body is let go within seconds.
+        upload_grace: the seconds before ``min_upload_rate`` applies.
     """
 
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -72,6 +102,11 @@ class Limits:
     request_timeout: float = 60.0
     max_pending: int = 64
     retry_after: int = 1
+    max_windows: int = 2000
+    max_uploads: int = 256
+    upload_timeout: float = 30.0
+    min_upload_rate: float = 16 * 1024
+    upload_grace: float = 2.0
 
 
 @dataclasses.dataclass
@@ -99,13 +134,18 @@ def _parse_options(raw, defaults, class_count):
     def number(name, kind, default):
         if name not in raw or raw[name] in ("", None):
             return default
+        text = str(raw[name]).strip()
         try:
-            value = kind(raw[name])
-        except (TypeError, ValueError):
-            raise ServiceError(400, f"{name} must be a number. Received: {name}={raw[name]!r}",
+            if len(text) > 64:  # No usable value is this long.
+                raise ValueError(text)
+            value = kind(text)
+            finite = math.isfinite(value)
+        except (TypeError, ValueError, OverflowError):
+            raise ServiceError(400, f"{name} must be a number. Received: {name}={_shown(text)}",
                                kind="bad_parameter") from None
-        if not np.isfinite(value):
-            raise ServiceError(400, f"{name} must be finite. Received: {name}={raw[name]!r}", kind="bad_parameter")
+        if not finite:
+            raise ServiceError(400, f"{name} must be finite. Received: {name}={_shown(text)}",
+                               kind="bad_parameter")
         return value
 
     top_k = number("top_k", int, 1)
@@ -114,9 +154,9 @@ def _parse_options(raw, defaults, class_count):
                            f"Received: top_k={top_k}", kind="bad_parameter")
     window = number("window", float, defaults.window)
     hop = number("hop", float, defaults.hop if "window" not in raw else min(defaults.hop, window))
-    if not (0.1 <= window <= 60.0) or not 0 < hop <= window:
-        raise ServiceError(400, "window must be 0.1-60 s and hop positive and at most window. "
-                           f"Received: window={window}, hop={hop}", kind="bad_parameter")
+    if not (MIN_WINDOW <= window <= MAX_WINDOW) or not MIN_HOP <= hop <= window:
+        raise ServiceError(400, f"window must be {MIN_WINDOW:g}-{MAX_WINDOW:g} s and hop at least {MIN_HOP:g} s "
+                           f"and at most window. Received: window={window:g}, hop={hop:g}", kind="bad_parameter")
     segment = raw.get("segment") or defaults.segment
     if segment not in ("windows", "vad"):
         raise ServiceError(400, f"segment must be windows or vad. Received: segment={segment!r}",
@@ -133,11 +173,18 @@ def _parse_options(raw, defaults, class_count):
             "min_confidence": min_confidence}
 
 
+def upload_name(filename, default):
+    """An upload's name as the client sent it (control characters
+    replaced, at most 200 characters), or ``default``."""
+    text = "".join(c if c.isprintable() else "?" for c in str(filename or "").strip())
+    return (text[:200] + "...") if len(text) > 200 else (text or default)
+
+
 class Ticket:
     """One admitted request; ``release()`` counts it out (once)."""
 
-    def __init__(self, service):
-        self._service = service
+    def __init__(self, release):
+        self._release = release
         self._lock = threading.Lock()
         self._released = False
         self.handed_off = False  # The analysis thread will release it.
@@ -147,7 +194,7 @@ class Ticket:
             if self._released:
                 return
             self._released = True
-        self._service._release()
+        self._release()
 
 
 class EmotionService:
@@ -160,10 +207,15 @@ class EmotionService:
         max_batch, max_wait: the BatchingQueue's.
         tmpdir: the directory for uploads (removed by ``close``); default:
             a new one.
+        model_name: how answers name the model (default: its file name;
+            never the server's full path).
     """
 
-    def __init__(self, model, *, limits=None, defaults=None, max_batch=32, max_wait=0.005, tmpdir=None):
+    def __init__(self, model, *, limits=None, defaults=None, max_batch=32, max_wait=0.005, tmpdir=None,
+                 model_name=None):
         self.model = model
+        # Answers name the model so, never by the server's path.
+        self.model_name = model_name or os.path.basename(str(model.path or "")) or "model"
         self.limits = limits or Limits()
         self.defaults = defaults or Defaults()
         self.class_names = list(model.class_names)
@@ -177,6 +229,7 @@ class EmotionService:
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="speechmodel-serve-")
         self._lock = threading.Lock()
         self.pending = 0
+        self.uploading = 0
         self.served = 0
         self.rejected = 0
         from speechmodel import vad as V
@@ -187,18 +240,34 @@ class EmotionService:
 
     # -- admission ------------------------------------------------------
 
+    def admit_upload(self):
+        """Counts a body being received (a Ticket), or ServiceError(503)
+        when ``max_uploads`` are already arriving. Apart from ``admit``:
+        slow uploads never hold the model's places."""
+        return self._count_in("uploading", self.limits.max_uploads, "uploads arriving", self._upload_done)
+
     def admit(self):
-        """Counts a request in (a Ticket, to ``release()`` once), or
-        ServiceError(503) when ``max_pending`` are already in."""
+        """Counts a request whose body has arrived in (a Ticket, to
+        ``release()`` once), or ServiceError(503) when ``max_pending`` are
+        already in."""
+        return self._count_in("pending", self.limits.max_pending, "requests in progress", self._release)
+
+    def _count_in(self, counter, limit, what, release):
         with self._lock:
-            if self.pending >= self.limits.max_pending:
+            count = getattr(self, counter)
+            if count >= limit:
                 self.rejected += 1
-                raise ServiceError(
-                    503, f"the service is busy ({self.pending} requests in progress); retry later",
-                    kind="busy", headers={"Retry-After": str(self.limits.retry_after)},
-                )
-            self.pending += 1
-        return Ticket(self)
+                raise self._busy(f"{count} {what}")
+            setattr(self, counter, count + 1)
+        return Ticket(release)
+
+    def _busy(self, what):
+        return ServiceError(503, f"the service is busy ({what}); retry later", kind="busy",
+                            headers={"Retry-After": str(self.limits.retry_after)})
+
+    def _upload_done(self):
+        with self._lock:
+            self.uploading -= 1
 
     def _release(self):
         with self._lock:
@@ -211,7 +280,7 @@ class EmotionService:
         """``GET /v1/model``."""
         d, lim = self.defaults, self.limits
         return {
-            "model": self.model.describe(),
+            "model": self.model_info(),
             "class_names": self.class_names,
             "settings": {
                 "sample_rate": self.rate,
@@ -226,16 +295,30 @@ class EmotionService:
                 "max_duration": lim.max_duration,
                 "request_timeout": lim.request_timeout,
                 "max_pending": lim.max_pending,
+                "max_windows": lim.max_windows,
+                "min_window": MIN_WINDOW,
+                "max_window": MAX_WINDOW,
+                "min_hop": MIN_HOP,
+                "max_uploads": lim.max_uploads,
+                "upload_timeout": lim.upload_timeout,
+                "min_upload_rate": lim.min_upload_rate,
+                "upload_grace": lim.upload_grace,
                 "max_batch": self.batcher.max_batch,
                 "same_speaker": self.same_speaker,
                 "max_files": lim.max_files,
             },
         }
 
+    def model_info(self):
+        """The model as answers describe it: its name, not its path on the
+        server."""
+        return {**self.model.describe(), "path": self.model_name}
+
     def health(self):
         with self._lock:
-            pending = self.pending
+            pending, uploading = self.pending, self.uploading
         return {"status": "ok", "pending": pending, "max_pending": self.limits.max_pending,
+                "uploading": uploading, "max_uploads": self.limits.max_uploads,
                 "waiting_in_batcher": self.batcher.waiting, "served": self.served,
                 "batches": self.batcher.batches, "largest_batch": self.batcher.largest_batch}
 
@@ -253,9 +336,9 @@ class EmotionService:
         """
         from speechmodel import inference
         from speechmodel import stream as S
-        from speechmodel.audio import AudioError, iter_blocks, load_audio, read_info
+        from speechmodel.audio import AudioError, integrity_warning, iter_blocks, load_audio, read_info
 
-        name = os.path.basename(filename or "") or "upload"
+        name = upload_name(filename, "upload")
         path = os.path.join(self.tmpdir, f"{uuid.uuid4().hex}.audio")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -272,6 +355,8 @@ class EmotionService:
                 )
             if info.frames == 0:
                 raise ServiceError(422, f"{name}: the file holds no samples", kind="no_samples")
+            self.check_work([(name, info.duration)], options)
+            warning = integrity_warning(path, info)  # Said in the answer, as infer.py says it.
             try:
                 predictor = inference.Predictor(
                     self.model, window=options["window"], hop=options["hop"],
@@ -287,6 +372,9 @@ class EmotionService:
             try:
                 if options["segment"] == "windows" and info.duration <= self.defaults.max_utterance:
                     waveform = load_audio(path, sample_rate=self.rate)
+                    short = self.model.too_short_reason(len(waveform))
+                    if short:  # What infer.py says of the same file.
+                        raise ServiceError(422, f"{name}: {short}", kind="too_short")
                     probs = classify([waveform])[0]
                     prediction = inference.Prediction(
                         name, np.asarray(probs, np.float32), self.class_names, info.duration,
@@ -301,22 +389,50 @@ class EmotionService:
                     blocks = iter_blocks(path, sample_rate=self.rate, block_seconds=30.0)
                     prediction = S.analyze_blocks(blocks, analyzer, name)
                 prediction.with_min_confidence(options["min_confidence"])
+                prediction.warning = warning
             except AudioError as exc:
                 raise ServiceError(422, f"{name}: {exc.reason}", kind=exc.kind) from None
             except TimeoutError:
                 raise ServiceError(408, f"{name}: the request took longer than "
                                    f"{self.limits.request_timeout:g} s", kind="timeout") from None
             return {
-                "model": self.model.describe(),
+                "model": self.model_info(),
                 "class_names": self.class_names,
                 "settings": predictor.settings,
                 "results": [prediction.to_dict(top_k=options["top_k"])],
             }
+        except ServiceError as exc:
+            raise exc.hiding({path: name, self.tmpdir: "(upload)"}) from None
         finally:
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+    def check_work(self, files, options):
+        """Refuses (400) a request whose windows, over ``files`` ``[(name,
+        seconds)]``, number more than ``limits.max_windows``. A file
+        analysed whole is one; ``segment=vad`` is bounded by the audio's
+        duration and counts the windows of the default settings."""
+        window, hop = options["window"], options["hop"]
+        if options["segment"] == "vad":
+            window, hop = self.defaults.window, self.defaults.hop
+        total, long = 0, 0.0
+        for _, seconds in files:
+            if options["segment"] == "windows" and seconds <= self.defaults.max_utterance:
+                total += 1
+            else:
+                total += 1 + math.ceil(max(0.0, seconds - window) / hop)
+                long += seconds
+        if total > self.limits.max_windows:
+            what = files[0][0] if len(files) == 1 else f"the {len(files)} files"
+            smallest = long / max(1, self.limits.max_windows - len(files))
+            raise ServiceError(
+                400, f"{what}: windows of {window:g} s every {hop:g} s over {long:.1f} s of audio make "
+                f"{total} windows; this service analyses at most {self.limits.max_windows} per request "
+                f"(here a hop of at least {smallest:.2f} s)", kind="too_many_windows",
+            )
+        return total
 
     def analyze_speaker(self, uploads, options, *, deadline=None, cancelled=None):
         """Several files of one speaker -> the ``infer.py --same_speaker
@@ -358,9 +474,9 @@ class EmotionService:
             raise ServiceError(400, str(exc), kind="bad_parameter") from None
         folder = tempfile.mkdtemp(dir=self.tmpdir)
         try:
-            paths, names, unreadable, total = [], [], {}, 0.0
+            paths, names, unreadable, total, durations = [], [], {}, 0.0, []
             for n, (filename, data) in enumerate(uploads):
-                name = os.path.basename(filename or "") or f"upload-{n + 1}"
+                name = upload_name(filename, f"upload-{n + 1}")
                 path = os.path.join(folder, f"{n}.audio")
                 with open(path, "xb") as f:
                     f.write(data)
@@ -370,7 +486,8 @@ class EmotionService:
                     unreadable[path] = "the upload is empty (0 bytes)"
                     continue
                 try:
-                    total += read_info(path).duration
+                    durations.append((name, read_info(path).duration))
+                    total += durations[-1][1]
                 except AudioError:
                     pass  # Reported by the analysis, with the others.
             if total > self.limits.max_duration:
@@ -378,6 +495,8 @@ class EmotionService:
                     413, f"the {len(uploads)} files last {total:.1f} s in all; this service takes at most "
                     f"{self.limits.max_duration:g} s", kind="too_long",
                 )
+            if durations:
+                self.check_work(durations, options)
             late = deadline is not None and time.monotonic() > deadline
             if late or (cancelled is not None and cancelled.is_set()):
                 raise ServiceError(408, f"the request took longer than {self.limits.request_timeout:g} s",
@@ -392,11 +511,12 @@ class EmotionService:
                     continue
                 result = by_path[path]
                 if isinstance(result, inference.Failure):
-                    results.append({"file": name, "error": result.reason})
+                    hidden = ServiceError(422, result.reason).hiding({path: name, folder: "(upload)"})
+                    results.append({"file": name, "error": hidden.message})
                 else:
                     results.append({**result.to_dict(top_k=options["top_k"]), "file": name})
             return {
-                "model": self.model.describe(),
+                "model": self.model_info(),
                 "class_names": self.class_names,
                 "settings": predictor.settings,
                 "results": results,

@@ -329,7 +329,70 @@ def commit_results(directory):
     return names
 
 
+def damaged_results(directory):
+    """What is wrong with the published results of ``directory`` (a fold
+    or the final model): ``[(name, reason)]``, empty when they are whole.
+    ``result.json`` must be a JSON object, every published name must lead
+    to its file, and ``history.csv`` (one row per epoch) must have the
+    ``epoch`` column first, a number of cells per row equal to the header's
+    and epochs 0, 1, ... in order."""
+    directory = os.fspath(directory)
+    problems = []
+    try:
+        if not isinstance(read_json(os.path.join(directory, "result.json")), dict):
+            problems.append(("result.json", "not a JSON object"))
+    except (OSError, ValueError) as exc:
+        problems.append(("result.json", _reason(exc)))
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if os.path.islink(path) and os.readlink(path).startswith(RESULTS_LINK + os.sep) and not os.path.exists(path):
+            problems.append((name, "its file is missing"))
+    history = os.path.join(directory, "history.csv")
+    if os.path.exists(history):
+        reason = _history_problem(history)
+        if reason:
+            problems.append(("history.csv", reason))
+    return problems
+
+
+def _reason(exc):
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(str(text).split())[:120] or type(exc).__name__
+
+
+def _history_problem(path):
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (OSError, ValueError, csv.Error) as exc:
+        return _reason(exc)
+    if not rows or not rows[0] or rows[0][0] != "epoch":
+        return "its header does not start with 'epoch'"
+    for n, row in enumerate(rows[1:]):
+        if len(row) != len(rows[0]):
+            return f"row {n + 1} has {len(row)} cells, the header {len(rows[0])}"
+        if row[0] != str(n):
+            return f"row {n + 1} is epoch {row[0]!r}, not {n}"
+    return None
+
+
+def set_aside(directory):
+    """Renames ``directory`` to ``<directory>.damaged`` (``-2``, ... when
+    taken), kept for inspection; returns the new name."""
+    directory = os.fspath(directory).rstrip(os.sep)
+    target, n = f"{directory}.damaged", 1
+    while os.path.lexists(target):
+        n += 1
+        target = f"{directory}.damaged-{n}"
+    os.rename(directory, target)
+    return target
+
+
 # ------------------------------------------------------------------ lock
+
+
+# Seconds a second process waits for the lock's holder to write its name.
+HOLDER_WAIT = 5.0
 
 
 class DirectoryLocked(Error, RuntimeError):
@@ -367,7 +430,13 @@ def lock_directory(directory, *, purpose="run"):
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            holder = _holder(path)
+            # The holder writes its name right after taking the lock: one
+            # that started at the same moment may not have yet.
+            holder, waited = _holder(path), 0.0
+            while not holder.get("pid") and waited < HOLDER_WAIT:
+                time.sleep(0.05)
+                waited += 0.05
+                holder = _holder(path)
             who = f"process {holder.get('pid', '?')}"
             if holder.get("host"):
                 who += f" on {holder['host']}"

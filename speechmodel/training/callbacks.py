@@ -182,8 +182,11 @@ class HistoryLog(keras.callbacks.Callback):
     def set_state(self, state):
         header, lines = self._read()
         keep = (state or {}).get("rows", 0)
-        self.rows = min(keep, len(lines))
-        if header is None or len(lines) == self.rows:
+        if keep and (header is None or len(lines) < keep or not header.startswith("epoch,")):
+            # The rows the backup counts are not there: a damaged backup.
+            raise ValueError(f"{self.path} holds {len(lines)} rows where the backup counts {keep}")
+        self.rows = keep
+        if header is None or (self.rows and len(lines) == self.rows):
             return
         text = "".join(line + "\n" for line in [header, *lines[: self.rows]]) if self.rows else ""
         if text:
@@ -427,9 +430,12 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             return None
 
     def _load_weights(self, path):
+        self._build_optimizer()
+        self.model.load_weights(path)
+
+    def _build_optimizer(self):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(path)
 
     def on_train_begin(self, logs=None):
         if not self.model.built:
@@ -437,31 +443,78 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
                 "AtomicBackupAndRestore needs a built model: call it on a batch "
                 f"before fit(). Received: an unbuilt {type(self.model).__name__}"
             )
+        # What the model holds before a restore is tried: a damaged backup
+        # (a truncated weights file, a state.json or random-state file that
+        # cannot be read) leaves the fit exactly as a fresh start.
+        self._build_optimizer()
+        before = self._snapshot()
+        try:
+            restored = self._restore()
+        except Exception as exc:  # Whatever the damage: set aside, never fatal.
+            self._revert(before)
+            self._set_aside(exc)
+            restored = False
+        if not restored:
+            for obj in self.stateful.values():
+                obj.set_state(None)
+
+    def _restore(self):
+        """Restores the backup; False when there is none."""
         state = self.read_state()
         if state is None:
             legacy = os.path.join(self.backup_dir, "latest.weights.h5")
             metadata = os.path.join(self.backup_dir, "training_metadata.json")
             if os.path.exists(legacy) and os.path.exists(metadata):
                 # A backup of an earlier version: weights and epoch only.
-                self._load_weights(legacy)
                 with open(metadata, encoding="utf-8") as f:
-                    keras_compat.set_initial_epoch(self.model, json.load(f)["epoch"])
-                return
-            for obj in self.stateful.values():
-                obj.set_state(None)
-            return
-        self._load_weights(os.path.join(self.backup_dir, state["weights"]))
-        with np.load(os.path.join(self.backup_dir, state["rng"])) as data:
+                    epoch = int(json.load(f)["epoch"])
+                self._load_weights(legacy)
+                keras_compat.set_initial_epoch(self.model, epoch)
+                return True
+            return False
+        if not isinstance(state, dict):
+            raise ValueError(f"{self.STATE} holds no backup state")
+        epoch = int(state["epoch"])
+        with np.load(os.path.join(self.backup_dir, state["rng"]), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
+        callbacks = state["callbacks"]
+        self._load_weights(os.path.join(self.backup_dir, state["weights"]))
         set_random_state(self.model, arrays, state["random"])
         for name, obj in self.stateful.items():
-            obj.set_state(state["callbacks"].get(name))
-        epochs = self.params.get("epochs", state["epoch"]) if self.params else state["epoch"]
-        keras_compat.set_initial_epoch(
-            self.model, max(state["epoch"], epochs) if state.get("stopped") else state["epoch"]
-        )
+            obj.set_state(callbacks.get(name))
+        epochs = self.params.get("epochs", epoch) if self.params else epoch
+        keras_compat.set_initial_epoch(self.model, max(epoch, epochs) if state.get("stopped") else epoch)
         if state.get("stopped"):
             self.model.stop_training = True
+        return True
+
+    def _snapshot(self):
+        variables = list(self.model.weights)
+        if self.model.optimizer is not None:
+            variables += list(self.model.optimizer.variables)
+        values = [np.array(keras.ops.convert_to_numpy(v.value)) for v in variables]
+        return variables, values, random_state(self.model)
+
+    def _revert(self, snapshot):
+        variables, values, (arrays, extra) = snapshot
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        set_random_state(self.model, arrays, extra)
+        keras_compat.set_initial_epoch(self.model, None)
+        self.model.stop_training = False
+
+    def _set_aside(self, exc):
+        """Renames the damaged backup folder (kept for inspection) and says
+        so in one line; the fit then starts from its first epoch."""
+        from absl import logging
+
+        target = artifacts.set_aside(self.backup_dir)
+        os.makedirs(self.backup_dir)  # Others keep their files there (the failure log).
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logging.warning(
+            "The backup in %s is damaged (%s: %s); set aside as %s. This training starts again "
+            "from its first epoch.", self.backup_dir, type(exc).__name__, reason[:200], target
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         version = epoch + 1

@@ -92,11 +92,15 @@ def _exact_setup(tmp_path, seed=3):
     return model, ds, [EpochSeed(counter), history, backup]
 
 
+def _straight_fit(directory, epochs):
+    """The weights and history.csv of an uninterrupted fit."""
+    model, ds, callbacks = _exact_setup(directory)
+    model.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks)
+    return [np.asarray(w) for w in model.weights], (directory / "history.csv").read_text()
+
+
 def test_a_killed_fit_resumes_exactly(tmp_path):
-    model, ds, callbacks = _exact_setup(tmp_path / "straight")
-    model.fit(ds, epochs=4, verbose=0, callbacks=callbacks)
-    expected = [np.asarray(w) for w in model.weights]
-    straight = (tmp_path / "straight" / "history.csv").read_text()
+    expected, straight = _straight_fit(tmp_path / "straight", 4)
 
     model, ds, callbacks = _exact_setup(tmp_path / "killed")
     # Killed after epoch 1's row is written, before its backup.
@@ -223,3 +227,48 @@ def test_validation_figures_share_the_training_names(tmp_path):
     logs = {k: v[0] for k, v in history.history.items()}
     assert logs["val_accuracy"] == logs["val_wa"]
     assert {"accuracy", "loss", "val_loss", "val_uar"} <= set(logs)
+
+
+@pytest.mark.parametrize("damage", ["truncated_weights", "state_json", "random_state"])
+def test_a_damaged_backup_is_set_aside_and_the_fit_starts_again(tmp_path, damage, caplog):
+    import json
+    import logging
+
+    expected, straight = _straight_fit(tmp_path / "straight", 3)
+    model, ds, callbacks = _exact_setup(tmp_path / "killed")
+    with pytest.raises(Stop):
+        model.fit(ds, epochs=3, verbose=0, callbacks=callbacks[:2] + [callbacks[2], _stop_after(1)])
+    backup = tmp_path / "killed" / "backup"
+    state = json.loads((backup / "state.json").read_text())
+    if damage == "truncated_weights":
+        path = backup / state["weights"]
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "state_json":
+        (backup / "state.json").write_text('{"epoch": 2, "weights": "weights-2.wei')
+    else:
+        (backup / state["rng"]).write_bytes(b"PK\x03\x04 not a zip")
+    np.random.seed(12345)  # a new process
+    model, ds, callbacks = _exact_setup(tmp_path / "killed", seed=3)
+    epochs = []
+    seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
+    with caplog.at_level(logging.WARNING):
+        model.fit(ds, epochs=3, verbose=0, callbacks=callbacks + [seen])
+    assert epochs == [0, 1, 2]  # started again, and ended as a straight fit
+    for a, b in zip(expected, model.weights):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    assert (tmp_path / "killed" / "history.csv").read_text() == straight
+    [line] = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert f"The backup in {backup} is damaged" in line and f"set aside as {backup}.damaged" in line
+    assert "\n" not in line and (backup.parent / "backup.damaged" / "state.json").exists()
+
+
+def test_a_fresh_start_drops_any_history_file_and_a_short_one_is_damage(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("N\n")  # A bogus header alone, no row.
+    log = HistoryLog(path)
+    log.set_state(None)
+    assert not path.exists()
+    log.on_epoch_end(0, {"loss": 0.5})
+    assert path.read_text() == "epoch,loss\n0,0.5\n"
+    with pytest.raises(ValueError, match="holds 1 rows where the backup counts 2"):
+        HistoryLog(path).set_state({"rows": 2})

@@ -140,7 +140,9 @@ def make_protocol_folds(config, manifest, test_manifest):
 
     section = dict(config["protocol"])
     if section.get("folds"):
-        return datasets.read_folds(section["folds"])
+        folds = datasets.read_folds(section["folds"])
+        check_batch_size(config, folds)
+        return folds
     name = section["name"]
     kwargs = {
         "seed": section["seed"],
@@ -156,9 +158,35 @@ def make_protocol_folds(config, manifest, test_manifest):
     if name == "cross":
         kwargs["test_manifest"] = test_manifest
     try:
-        return datasets.make_folds(manifest, name, **kwargs)
+        folds = datasets.make_folds(manifest, name, **kwargs)
     except ValueError as exc:
         raise RunError(f"Cannot make the {name!r} folds: {exc}") from None
+    check_batch_size(config, folds)
+    return folds
+
+
+# A batch larger than every training set is simply the whole set (a small
+# corpus with the recipe's batch of 16 trains so); past this many
+# utterances it cannot be meant, and would exhaust memory before
+# TensorFlow could say so (10^11: std::bad_alloc, "Fatal Python error").
+BATCH_LIMIT = 4096
+
+
+def check_batch_size(config, folds):
+    """Refuses a batch larger than every fold's training set and than
+    ``BATCH_LIMIT``.
+
+    Raises:
+        RunError: names the key, the limits and the value.
+    """
+    batch = config["training"]["batch_size"]
+    largest = max((len(fold.train) for fold in folds), default=0)
+    if largest and batch > max(largest, BATCH_LIMIT):
+        raise RunError(
+            f"training.batch_size (--batch_size) is larger than every training set of these folds (at most "
+            f"{largest} utterances) and than {BATCH_LIMIT}: it can never be filled, and a batch this large "
+            f"would exhaust memory. Received: batch_size={batch}"
+        )
 
 
 def final_fold(config, manifest, folds):

@@ -70,21 +70,32 @@ def check_paths(config, *, output_dir=None):
 
 def check_writable(path, what):
     """``path`` is a folder that exists and can be written, or can be
-    created (its nearest existing parent is a writable folder)."""
+    created (its nearest existing parent is a writable folder). Tried, not
+    guessed from permission bits (root passes ``os.access`` everywhere, and
+    /proc refuses even root): a folder is made and removed there."""
     path = os.path.abspath(os.path.expanduser(path))
     if os.path.exists(path):
         if not os.path.isdir(path):
             raise ConfigError(f"{what}: {path} is a file, not a folder.")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ConfigError(f"{what}: {path} is not writable.")
+        _probe(path, f"{what}: {path} is not writable")
         return
     parent = os.path.dirname(path)
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
         raise ConfigError(f"{what}: {path} cannot be created: {parent} is a file, not a folder.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"{what}: {path} cannot be created: {parent} is not writable.")
+    _probe(parent, f"{what}: {path} cannot be created: {parent} is not writable")
+
+
+def _probe(folder, message):
+    """Makes and removes an empty folder in ``folder``; ConfigError(message
+    and the system's reason) when that fails."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".speechmodel-probe-", dir=folder))
+    except OSError as exc:
+        raise ConfigError(f"{message} ({exc.strerror or exc}).") from None
 
 
 def _check_corpus_path(name, data_dir):

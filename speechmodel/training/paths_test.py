@@ -23,3 +23,15 @@ def test_files_and_folders_are_checked(tmp_path):
     manifest.write_bytes("path,emotion,speaker\nété.wav,happy,s1\n".encode("latin-1"))
     with pytest.raises(D.ConfigError, match="is not UTF-8 text"):
         P.check_paths(C.resolve({"dataset": {"name": "csv", "data_dir": str(manifest)}}, deep=False))
+
+
+def test_cache_and_run_folders_are_tried_not_guessed(tmp_path):
+    # /proc refuses new folders even to root (whom os.access lets through).
+    for key, value in (("embedding_cache", "/proc/forbidden"), ("cache", "/proc/forbidden/cache")):
+        config = C.resolve({"training": {key: value}}, deep=False)
+        with pytest.raises(D.ConfigError, match=f"training.{key}: .* cannot be created: /proc is not writable"):
+            P.check_paths(config, output_dir=str(tmp_path / "run"))
+    with pytest.raises(D.ConfigError, match="output_dir .*: /proc/run cannot be created"):
+        P.check_paths(C.resolve({}, deep=False), output_dir="/proc/run")
+    P.check_writable(str(tmp_path), "output_dir")
+    assert list(tmp_path.iterdir()) == []  # The probe leaves nothing.

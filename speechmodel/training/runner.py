@@ -201,8 +201,8 @@ def _run(config, run_dir, to_stdout):
         results.append(result)
         say(fold_line(number, len(folds), fold, result, results, state), to_stdout)
     final_result = None
-    if final is not None and os.path.exists(os.path.join(final_dir, "result.json")):
-        final_result = artifacts.read_json(os.path.join(final_dir, "result.json"))
+    if final is not None:
+        final_result = _finished(final_dir, "final model", reporter)
     metrics = summarise(config, folds, results, class_names, run_dir, time.time() - start, final=final_result)
     if metrics.get("uar") is not None:
         say(headline(config, metrics, run_dir), to_stdout)
@@ -280,9 +280,9 @@ def _plan(reporter, config, name, is_classical=False):
 def _train_fold(config, manifest, test_manifest, fold, number, class_names, fold_dir, *,
                 is_classical, reporter, label, header):
     """Runs (or finds done) one fold, or the final model: ``(result, state)``."""
-    done = os.path.join(fold_dir, "result.json")
-    if os.path.exists(done):
-        return artifacts.read_json(done), "done earlier"
+    result = _finished(fold_dir, label, reporter)
+    if result is not None:
+        return result, "done earlier"
     reporter.say(header)
     os.makedirs(fold_dir, exist_ok=True)
     artifacts.discard_staged(fold_dir)  # Of an interrupted attempt.
@@ -297,6 +297,24 @@ def _train_fold(config, manifest, test_manifest, fold, number, class_names, fold
     artifacts.commit_results(fold_dir)
     shutil.rmtree(os.path.join(fold_dir, "backup"), ignore_errors=True)
     return result, f"{result['seconds']:.0f} s"
+
+
+def _finished(fold_dir, label, reporter):
+    """The result of a fold (or the final model) finished earlier, or None
+    (not finished, or damaged: then its folder is set aside, said in one
+    line, and it is trained again, every file of it rebuilt)."""
+    if not os.path.exists(os.path.join(fold_dir, "result.json")):
+        return None
+    damaged = artifacts.damaged_results(fold_dir)
+    if not damaged:
+        return artifacts.read_json(os.path.join(fold_dir, "result.json"))
+    kept = artifacts.set_aside(fold_dir)
+    logging.warning(
+        "%s: %s; its folder is set aside as %s and the %s is trained again (every file rebuilt).",
+        label, "; ".join(f"{name} is damaged ({why})" for name, why in damaged), kept,
+        "final model" if label == "final model" else "fold",
+    )
+    return None
 
 
 def _deployable_model(run_dir):

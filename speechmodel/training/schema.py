@@ -13,6 +13,8 @@ augmentation settings, checked by ``speechmodel.augment``, are checked with
 ``deep=True``), so a mistyped value fails in well under a second.
 """
 
+import math
+
 from speechmodel.config import FeatureConfig
 from speechmodel.training.corpora import corpus_specs
 from speechmodel.training.defaults import DEFAULTS, ConfigError, closest, get_key
@@ -60,7 +62,10 @@ def _is_int(value):
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    """A finite int or float (JSON's 1e999 reads as infinity; NaN too is refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _whole(low):
@@ -73,7 +78,7 @@ def _number(low, high=None, *, above=False):
             return False
         return high is None or v < high
 
-    text = f"a number {'>' if above else '>='} {low}" + (f" and < {high}" if high is not None else "")
+    text = f"a finite number {'>' if above else '>='} {low}" + (f" and < {high}" if high is not None else "")
     return check, text
 
 

@@ -20,7 +20,19 @@ def fold_line(number, total, fold, result, results, state):
         f"[fold {number}/{total} {fold.name}] test speakers {','.join(fold.test_speakers)}: "
         f"UAR {100 * result['test']['uar']:.2f} %  WA {100 * result['test']['wa']:.2f} %  "
         f"| running mean UAR {100 * np.mean(uars):.2f} %  WA {100 * np.mean(was):.2f} % ({state})"
+        + _skipped(result)
     )
+
+
+def _skipped(result):
+    """``; N files skipped ...`` when some of the fold's files could not be
+    used (each named in its warning and in result.json), else ``""``."""
+    # failed_files names every file the fold skipped (training, validation
+    # and test); a classical fold's test count is apart.
+    n = len(result.get("failed_files") or []) or int((result.get("test") or {}).get("failed_files") or 0)
+    if not n:
+        return ""
+    return f"; {n} file{'s' if n != 1 else ''} skipped (named above and in the fold's result.json)"
 
 
 def headline(config, metrics, run_dir):

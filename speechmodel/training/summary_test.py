@@ -1,4 +1,6 @@
-from speechmodel.training.summary import headline
+import types
+
+from speechmodel.training.summary import fold_line, headline
 
 METRICS = {"uar": 1.0, "wa": 1.0, "n": 16, "fold_uar_mean": 1.0, "fold_uar_std": 0.0,
            "speaker_independent": True}
@@ -28,3 +30,12 @@ def test_the_headline_says_what_kind_of_figure_it_is():
         "  (fine-tuned from default: speaker independent only if that model never heard these "
         "test speakers (the shipped default was trained on RAVDESS and nEMO))",
     ]
+
+
+def test_the_fold_line_counts_the_files_it_skipped():
+    fold = types.SimpleNamespace(name="fold1", test_speakers=("01",))
+    result = {"test": {"uar": 0.5, "wa": 0.5, "failed_files": 0}, "failed_files": []}
+    assert "skipped" not in fold_line(1, 2, fold, result, [result], "3 s")
+    result["failed_files"] = [["/c/Actor_02/one.wav", "too short to analyse: 1 sample"]]
+    line = fold_line(1, 2, fold, result, [result], "3 s")
+    assert line.endswith("(3 s); 1 file skipped (named above and in the fold's result.json)")

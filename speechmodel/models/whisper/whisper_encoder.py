@@ -140,6 +140,7 @@ class WhisperEncoder(keras.layers.Layer):
         self._defer_source_load = False
         self._source_pending = False
         self._loaded_digest = None
+        self._load_error = None  # The first failure of load_own_variables.
 
     @property
     def window_frames(self):
@@ -255,6 +256,19 @@ class WhisperEncoder(keras.layers.Layer):
         Args:
             store: the weights store of ``keras.saving.load_model``.
         """
+        if self._load_error is not None:
+            # Keras tries a layer again under another path of the model
+            # (with an empty store) and reports the last error: the first
+            # says what was wrong (a tampered file, not a CTranslate2 file,
+            # a pickle the safe reader refused).
+            raise self._load_error
+        try:
+            self._load_own_variables(store)
+        except Exception as exc:
+            self._load_error = exc
+            raise
+
+    def _load_own_variables(self, store):
         keys = set(store.keys())
         if _MARKER in keys:
             if self.weights_source is None:

@@ -323,3 +323,25 @@ class WhisperEncoderTest(TestCase):
         mel = mel.numpy()[0]
         expected = np.concatenate([ct2_encode(model, mel[:3000]), ct2_encode(model, mel[3000:])])
         np.testing.assert_allclose(hidden[0, -1], expected, atol=CT2_ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (b"not a ctranslate2 file at all" * 10, "unsupported CTranslate2 binary version"),
+    (b"\x80\x02cos\nsystem\nq\x00.", "refused global os.system"),
+], ids=["not_ctranslate2", "pickle"])
+def test_a_refused_weights_file_is_the_reason_given_however_often_keras_tries(tmp_path, damage, reason):
+    source = tmp_path / "model.bin"
+    write_tiny_whisper(source, num_layers=2, max_positions=8)
+    layer = WhisperEncoder(weights=str(source), **TINY)
+    layer.build()
+    store = {}
+    layer.save_own_variables(store)
+    clone = WhisperEncoder.from_config(layer.get_config())
+    clone.build()
+    source.write_bytes(damage)
+    with pytest.raises(ValueError, match=reason):
+        clone.load_own_variables(store)
+    # Keras tries the layer again under another path, with an empty store:
+    # the first reason stands (not "found None").
+    with pytest.raises(ValueError, match=reason):
+        clone.load_own_variables({})
