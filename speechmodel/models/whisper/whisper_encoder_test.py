@@ -186,6 +186,7 @@ class WhisperEncoderTest(TestCase):
             ({"hidden_dim": 10, "num_heads": 4}, r"Received: hidden_dim=10, num_heads=4"),
             ({"num_layers": 0}, r"Received: num_layers=0"),
             ({"weights": 5}, r"Received: weights=5"),
+            ({"lora_rank": -1, "fine_tune_blocks": 1}, r"Received: lora_rank=-1"),
         ):
             with self.subTest(kwargs=kwargs), pytest.raises(ValueError, match=match):
                 WhisperEncoder(**kwargs)
@@ -209,7 +210,7 @@ class WhisperEncoderTest(TestCase):
         self.addCleanup(setattr, monkeypatch_target, "load_whisper_weights", original)
         return calls
 
-    def test_saving_random_and_fine_tuned_weights_in_full(self):
+    def test_saving_random_weights_in_full(self):
         _, batch, lengths = _mel_batch([9, 4])
         model = _encoder_model(**TINY)
         path = Path(self.get_temp_dir()) / "random.keras"
@@ -217,18 +218,88 @@ class WhisperEncoderTest(TestCase):
         self.assertEqual(len(_h5_datasets(path)), 33)
         self.run_model_saving_test(model, input_data=[batch, lengths])
 
+    def test_saving_fine_tuned_blocks_beside_the_checksum(self):
+        _, batch, lengths = _mel_batch([9, 4])
         source = Path(self.get_temp_dir()) / "model.bin"
         write_tiny_whisper(source, num_layers=2, max_positions=8)
         model = _encoder_model(**TINY, weights=str(source), fine_tune_blocks=1)
         # "Fine-tuned": a trainable variable moved away from the checkpoint.
         layer = model.get_layer("whisper")
         layer._vars["block_1_fc2_bias"].assign(np.full(8, 0.25, np.float32))
+        path = Path(self.get_temp_dir()) / "tuned.keras"
+        model.save(path)
+        saved = _h5_datasets(path)
+        # The checksum of the frozen source, block_1 (13) and ln_post (2).
+        self.assertEqual(len(saved), 16)
+        self.assertIn("layers/whisper_encoder/vars/whisper_weights_sha256", saved)
+        self.assertFalse(any("block_0" in k or "conv" in k for k in saved))
         calls = self._count_source_loads()
         restored = self.run_model_saving_test(model, input_data=[batch, lengths])
-        self.assertEqual(calls, [])  # read from the .keras file only
+        self.assertEqual(len(calls), 1)  # the frozen blocks, resolved once
         np.testing.assert_array_equal(
             restored.get_layer("whisper")._vars["block_1_fc2_bias"].numpy(), np.full(8, 0.25)
         )
+        # A frozen weight changed by hand: everything is saved.
+        layer._vars["block_0_fc2_bias"].assign(np.full(8, 0.5, np.float32))
+        model.save(path)
+        self.assertEqual(len(_h5_datasets(path)), 33)
+
+    def test_lower_states_then_upper_blocks_equal_the_whole_encoder(self):
+        path = Path(self.get_temp_dir()) / "model.bin"
+        write_tiny_whisper(path, num_layers=2, max_positions=8)
+        # 40 frames: 3 windows of 16, 16 and 8 frames (8, 8 and 4 tokens).
+        _, batch, frame_lengths = _mel_batch([13, 16, 5, 40, 1])
+        for k in (1, 2):
+            encoder = WhisperEncoder(weights=str(path), fine_tune_blocks=k, **TINY)
+            hidden, token_lengths = encoder(batch, frame_lengths)
+            lower, states, tokens = encoder.lower_states(batch, frame_lengths)
+            self.assertEqual(tuple(lower.shape), (5, 2 - k, 20, 8))
+            self.assertAllClose(lower, hidden[:, : 2 - k], atol=0, rtol=0)
+            self.assertAllClose(tokens, token_lengths, atol=0, rtol=0)
+            # Each file alone, its states cut to its tokens (as cached).
+            for i, n in enumerate(tokens.numpy()):
+                self.assertTrue(np.all(states.numpy()[i, n:] == 0.0))
+                upper = encoder.upper_blocks(states[i : i + 1, :n], [n])
+                self.assertAllClose(upper[0], hidden[i, 2 - k :, :n], atol=1e-5, rtol=0)
+            # Batched, padded further.
+            padded = np.pad(states.numpy(), [(0, 0), (0, 3), (0, 0)])
+            upper = encoder.upper_blocks(padded, tokens)
+            self.assertAllClose(upper[:, :, :20], hidden[:, 2 - k :], atol=1e-5, rtol=0)
+            self.assertTrue(np.all(upper.numpy()[:, :, 20:] == 0.0))
+
+    def test_lora_adapters(self):
+        path = Path(self.get_temp_dir()) / "model.bin"
+        write_tiny_whisper(path, num_layers=2, max_positions=8)
+        _, batch, lengths = _mel_batch([9, 4])
+        plain = WhisperEncoder(weights=str(path), **TINY)
+        model = _encoder_model(**TINY, weights=str(path), fine_tune_blocks=1, lora_rank=2)
+        layer = model.get_layer("whisper")
+        # B starts at zero: the adapted encoder starts as the pretrained one.
+        self.assertAllClose(model([batch, lengths])[0], plain(batch, lengths)[0], atol=0, rtol=0)
+        self.assertEqual(
+            sorted(v.name for v in layer.trainable_weights),
+            sorted(f"block_1_{p}_lora_{ab}" for p in ("qkv", "out", "fc1", "fc2") for ab in "ab"),
+        )
+        self.assertEqual(tuple(layer._vars["block_1_fc1_lora_a"].shape), (8, 2))
+        self.assertEqual(tuple(layer._vars["block_1_fc1_lora_b"].shape), (2, 16))
+        layer._vars["block_1_fc1_lora_b"].assign(np.full((2, 16), 0.1, np.float32))
+        changed = model([batch, lengths])[0].numpy()
+        self.assertGreater(np.abs(changed - plain(batch, lengths)[0].numpy()).max(), 1e-3)
+        # The adapted block's output as W + A @ B.
+        merged = WhisperEncoder(weights=str(path), **TINY)
+        merged.build()
+        merged._vars["block_1_fc1_kernel"].assign(
+            layer._vars["block_1_fc1_kernel"].numpy()
+            + layer._vars["block_1_fc1_lora_a"].numpy() @ layer._vars["block_1_fc1_lora_b"].numpy()
+        )
+        self.assertAllClose(merged(batch, lengths)[0], changed, atol=1e-5, rtol=0)
+        # Saved: the checksum and the 8 adapters.
+        saved = Path(self.get_temp_dir()) / "lora.keras"
+        model.save(saved)
+        self.assertEqual(len(_h5_datasets(saved)), 9)
+        self.run_model_saving_test(model, input_data=[batch, lengths])
+        with pytest.raises(ValueError, match="Received: lora_rank=2, fine_tune_blocks=0"):
+            WhisperEncoder(lora_rank=2, **TINY)
 
     def test_saving_frozen_pretrained_weights_by_checksum(self):
         _, batch, lengths = _mel_batch([9, 4])
