@@ -55,10 +55,29 @@ def embedding_function(encoder, features):
     return embed_segments
 
 
+def lower_function(embedder):
+    """A ``tf.function`` from a waveform batch to what a front end's frozen
+    lower blocks give (``embedder.lower``): ``((embeddings (B, N, s, D)
+    float32, states (B, T, D) float16), (counts (B,), token_lengths
+    (B,)))``, for ``embed_files``."""
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+    )
+    def lower(waveforms, lengths):
+        embeddings, mask, states, token_lengths = embedder.lower(waveforms, lengths)
+        counts = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        return (embeddings, tf.cast(states, tf.float16)), (counts, token_lengths)
+
+    return lambda x: lower(x["waveforms"], x["lengths"])
+
+
 def embed_files(encoder, paths, *, features, batch_size, failures, embed=None):
     """Yields ``(index, embeddings)`` for each file of ``paths`` that loads:
     its position in ``paths`` and its ``(N, ...)`` float32 segment
-    embeddings.
+    embeddings (with ``embed=lower_function(encoder)``, the pair of arrays
+    it gives, each cut to the file's length, in their own dtypes).
 
     Args:
         encoder: a segment embedder (see the module docstring).
@@ -83,6 +102,11 @@ def embed_files(encoder, paths, *, features, batch_size, failures, embed=None):
         outputs="waveforms" if takes_waveforms(encoder) else "segments",
     ):
         out, counts = embed(x)
+        if isinstance(out, tuple):
+            parts = [(np.asarray(o), np.asarray(c)) for o, c in zip(out, counts)]
+            for b, i in enumerate(np.asarray(index)):
+                yield int(i), tuple(o[b, : int(c[b])] for o, c in parts)
+            continue
         out, counts = np.asarray(out, dtype=np.float32), np.asarray(counts)
         for b, i in enumerate(np.asarray(index)):
             yield int(i), out[b, : int(counts[b])]

@@ -24,14 +24,17 @@ def _accepted(cls):
 def _build_audio_model(num_classes, weights, feature_config, kwargs):
     """``speechmodel`` on a pretrained front end (``AudioSpeechModel``)."""
     backbone = kwargs.pop("backbone")
-    embedder_args = {"fine_tune_blocks": int(kwargs.pop("fine_tune_blocks", 0) or 0)}
+    embedder_args = {
+        "fine_tune_blocks": int(kwargs.pop("fine_tune_blocks", 0) or 0),
+        "lora_rank": int(kwargs.pop("lora_rank", 0) or 0),
+    }
     head_args = ("lstm_units", "lstm_layers", "attention_units", "dense_units", "dropout",
                  "input_dropout", "speaker_normalization", "name")
     unknown = sorted(set(kwargs) - set(head_args))
     if unknown:
         raise ValueError(
             f"Unknown argument(s) {unknown} for model 'speechmodel' on the front end "
-            f"{backbone!r}; accepted: {sorted(head_args + ('backbone', 'weights', 'fine_tune_blocks'))}. "
+            f"{backbone!r}; accepted: {sorted(head_args + ('backbone', 'weights', 'fine_tune_blocks', 'lora_rank'))}. "
             f"Received: {sorted(kwargs)}"
         )
     embedder = frontends.build_front_end(

@@ -1,6 +1,7 @@
 """One fold of a deep model (:func:`run_deep_fold`): built (or loaded to
 fine-tune), trained in its mode (end to end here; two_stage and frozen in
-``speechmodel.training.two_stage``), then tested and saved as a
+``speechmodel.training.two_stage``, finetune in
+``speechmodel.training.fine_tune``), then tested and saved as a
 ``model.keras`` recognizer.
 
 ``training.init_from`` (``--init_from MODEL.keras``, a shipped model's name
@@ -74,7 +75,7 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
             except ValueError as exc:  # unknown argument, weights unavailable offline, ...
                 raise RunError(f"Cannot build model {name!r}: {exc}") from None
         model.compile(
-            optimizer=make_optimizer(training, learning_rate),
+            optimizer=make_optimizer(training, learning_rate, model=model),
             loss=make_loss(training, one_hot=mixup is not None, label_sets=data.get("label_sets")),
             metrics=[
                 SparseAccuracy(len(class_names)) if mixup is None else "categorical_accuracy",
@@ -85,7 +86,16 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
     if _takes_waveforms(config, model):
         common["outputs"] = "waveforms"
     extra = {"epochs": training["epochs"], "mode": training["mode"]}
-    if training["mode"] in ("two_stage", "frozen"):
+    if training["mode"] == "finetune":
+        from speechmodel.training import fine_tune
+
+        extra.update(
+            fine_tune.train(
+                model, config, data, class_names, fold_dir, seed, strategy, batch_size,
+                learning_rate, failures, progress=reporter, label=label, key=fold.name,
+            )
+        )
+    elif training["mode"] in ("two_stage", "frozen"):
         from speechmodel.training import two_stage
 
         extra.update(

@@ -61,6 +61,10 @@ DEFAULTS = {
         "classical": {},
         "init_from": None,
         "final_model": True,
+        "encoder_lr_scale": 0.1,
+        "layer_decay": 0.8,
+        "warmup_steps": 100,
+        "frame_mask": 0.05,
     },
     "output_dir": None,
 }

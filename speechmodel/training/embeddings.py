@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from speechmodel.embedding import embed_files
+from speechmodel.embedding import lower_function
 from speechmodel.training import artifacts
 
 
@@ -156,6 +157,61 @@ def cached_embeddings(cache, encoder, paths, *, features, batch_size, failures, 
             encoder, missing, features=features, batch_size=batch_size, failures=failures
         ):
             keep(missing[i], array)
+    return table, time.time() - start, not missing
+
+
+def lower_key(embedder, features):
+    """The cache keys of a front end's frozen lower blocks (``embedder.lower``):
+    ``(segment embeddings, states)``. They hold the features, the encoder's
+    sizes, the count of lower blocks (``num_blocks - fine_tune_blocks``)
+    and the sha256 of the frozen weights (the tuned blocks and adapters,
+    which training changes, do not enter)."""
+    config = encoder_config(embedder)
+    for key in ("fine_tune_blocks", "lora_rank"):
+        config.pop(key, None)
+    config["lower_blocks"] = embedder.encoder.first_tuned_block
+    h = hashlib.sha256()
+    for w in embedder.non_trainable_weights:
+        h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
+    digest = h.hexdigest()[:16]
+    return tuple(
+        EmbeddingCache.model_key(
+            feature_config=features.to_dict(), model_config=dict(config, cached=part),
+            weights_digest=digest,
+        )
+        for part in ("lower", "states")
+    )
+
+
+def cached_lower_states(cache, embedder, paths, *, features, batch_size, failures, progress=None):
+    """What a front end's frozen lower blocks give for ``paths``
+    (``embedder.lower``), through ``cache``, computing the missing.
+
+    Returns:
+        ``(table, seconds, hit)``: ``{path: (embeddings (N, s, D) float32,
+        states (T, D) float16)}`` for every file that loaded, the seconds
+        spent, and whether every file was already cached.
+    """
+    start = time.time()
+    keys = lower_key(embedder, features)
+    table, missing = {}, []
+    for p in dict.fromkeys(paths):
+        arrays = [cache.load(key, p) for key in keys]
+        if any(a is None for a in arrays):
+            missing.append(p)
+        else:
+            table[p] = tuple(arrays)
+    if missing:
+        missing.sort(key=lambda p: _size(p))
+        for i, arrays in embed_files(
+            embedder, missing, features=features, batch_size=batch_size, failures=failures,
+            embed=lower_function(embedder),
+        ):
+            for key, array in zip(keys, arrays):
+                cache.save(key, missing[i], array)
+            table[missing[i]] = arrays
+            if progress is not None:
+                progress(len(table))
     return table, time.time() - start, not missing
 
 

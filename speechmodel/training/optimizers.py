@@ -8,19 +8,111 @@ from speechmodel.training.defaults import ConfigError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def make_optimizer(training, learning_rate):
+def make_optimizer(training, learning_rate, *, model=None):
     """``training.optimizer`` (with ``training.weight_decay`` for adamw) at
-    ``learning_rate``."""
+    ``learning_rate``.
+
+    With ``model`` (a model on a pretrained front end whose top encoder
+    blocks train: ``--mode finetune`` or ``end_to_end``), the encoder's
+    variables learn more slowly (:func:`encoder_learning_rate_scales`) and
+    every rate warms up linearly over ``training.warmup_steps`` steps.
+    """
     name = str(training["optimizer"]).lower()
+    if name not in OPTIMIZERS:
+        raise ConfigError(
+            f"training.optimizer must be one of {OPTIMIZERS}. Received: optimizer={name!r}"
+        )
+    scales = encoder_learning_rate_scales(model, training) if model is not None else {}
+    warmup = int(training.get("warmup_steps") or 0) if scales else 0
+    scaled = bool(scales or warmup)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=training["weight_decay"] or 1e-4)
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
-    raise ConfigError(
-        f"training.optimizer must be one of {OPTIMIZERS}. Received: optimizer={name!r}"
-    )
+        cls = LayerScaledAdam if scaled else keras.optimizers.Adam
+        kwargs = {}
+    elif name == "adamw":
+        cls = LayerScaledAdamW if scaled else keras.optimizers.AdamW
+        kwargs = {"weight_decay": training["weight_decay"] or 1e-4}
+    else:
+        cls = LayerScaledSGD if scaled else keras.optimizers.SGD
+        kwargs = {"momentum": 0.9, "nesterov": True}
+    if scaled:
+        kwargs.update(scales=scales, warmup_steps=warmup)
+    return cls(learning_rate, **kwargs)
+
+
+def encoder_learning_rate_scales(model, training):
+    """``{variable path: learning-rate factor}`` for the trainable encoder
+    variables of ``model`` (an ``AudioSpeechModel``): the top block gets
+    ``training.encoder_lr_scale``, each block below it ``training.layer_decay``
+    times the one above (layer-wise decay), ``ln_post`` the top block's.
+    Every other variable (the head) keeps the full rate. Empty for a model
+    without a trainable pretrained encoder."""
+    encoder = getattr(getattr(model, "embedder", None), "encoder", None)
+    if encoder is None or not getattr(encoder, "fine_tune_blocks", 0):
+        return {}
+    top = float(training.get("encoder_lr_scale", 1.0))
+    decay = float(training.get("layer_decay", 1.0))
+    scales = {}
+    for variable in encoder.trainable_weights:
+        name = variable.path.rsplit("/", 1)[-1]
+        depth = 0
+        if name.startswith("block_"):
+            depth = encoder.num_layers - 1 - int(name.split("_")[1])
+        scales[variable.path] = top * decay**depth
+    return scales
+
+
+class _LayerScaled:
+    """An optimizer whose learning rate is multiplied, per variable, by a
+    fixed factor (``scales``: ``{variable path: factor}``, 1 for the
+    others) and, for every variable, by a linear warm-up ``min(1, (step +
+    1) / warmup_steps)``. Weight decay (AdamW) follows the same rate."""
+
+    def __init__(self, learning_rate=0.001, *, scales=None, warmup_steps=0, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.scales = {str(k): float(v) for k, v in dict(scales or {}).items()}
+        self.warmup_steps = int(warmup_steps)
+
+    def _factor(self, variable):
+        path = getattr(variable, "path", None) or variable.name.rsplit(":", 1)[0]
+        factor = ops.cast(self.scales.get(path, 1.0), "float32")
+        if self.warmup_steps:
+            step = ops.cast(self.iterations + 1, "float32")
+            factor = factor * ops.minimum(1.0, step / float(self.warmup_steps))
+        return factor
+
+    def update_step(self, gradient, variable, learning_rate):
+        rate = ops.cast(learning_rate, variable.dtype) * ops.cast(self._factor(variable), variable.dtype)
+        return super().update_step(gradient, variable, rate)
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None:
+            return
+        for variable in variables:
+            if self._use_weight_decay(variable):
+                rate = ops.cast(self.learning_rate, variable.dtype) * ops.cast(
+                    self._factor(variable), variable.dtype
+                )
+                variable.assign(variable - variable * ops.cast(self.weight_decay, variable.dtype) * rate)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"scales": dict(self.scales), "warmup_steps": self.warmup_steps})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="speechmodel")
+class LayerScaledAdam(_LayerScaled, keras.optimizers.Adam):
+    """Adam with per-variable learning-rate factors and warm-up."""
+
+
+@keras.saving.register_keras_serializable(package="speechmodel")
+class LayerScaledAdamW(_LayerScaled, keras.optimizers.AdamW):
+    """AdamW with per-variable learning-rate factors and warm-up."""
+
+
+@keras.saving.register_keras_serializable(package="speechmodel")
+class LayerScaledSGD(_LayerScaled, keras.optimizers.SGD):
+    """SGD (momentum) with per-variable learning-rate factors and warm-up."""
 
 
 def make_loss(training, *, from_logits=False, one_hot=False, label_sets=None):

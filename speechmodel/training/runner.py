@@ -273,7 +273,8 @@ def _plan(reporter, config, name, is_classical=False):
     training = config["training"]
     if training["mode"] == "two_stage" and training["segment_epochs"] > 0:
         reporter.plan((name, "stage1"), training["segment_epochs"], "stage1")
-    kind = "head" if training["mode"] in ("two_stage", "frozen") else "end_to_end"
+    kind = {"two_stage": "head", "frozen": "head", "finetune": "finetune"}.get(
+        training["mode"], "end_to_end")
     reporter.plan((name, kind), training["epochs"], kind)
 
 

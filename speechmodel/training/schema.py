@@ -19,7 +19,7 @@ from speechmodel.config import FeatureConfig
 from speechmodel.training.corpora import corpus_specs
 from speechmodel.training.defaults import DEFAULTS, ConfigError, closest, get_key
 
-MODES = ("end_to_end", "two_stage", "frozen")
+MODES = ("end_to_end", "two_stage", "frozen", "finetune")
 BALANCES = ("none", "oversample", "class_weights")
 SEGMENT_SCHEDULES = ("constant", "cosine")
 PROTOCOLS = ("loso", "kfold", "session", "holdout", "cross", "all", "loco", "multi")
@@ -46,7 +46,8 @@ _HEAD_KEYS = ("lstm_units", "lstm_layers", "attention_units", "dense_units", "dr
 _CNN_KEYS = ("segment_shape", "input_size", "preprocessing", "trainable_backbone")
 SPEECHMODEL_KEYS = ("name", "backbone", "weights") + _CNN_KEYS + _HEAD_KEYS
 FRONT_END_KEYS = (
-    "name", "backbone", "weights", "fine_tune_blocks", "input_dropout", "speaker_normalization",
+    "name", "backbone", "weights", "fine_tune_blocks", "lora_rank", "input_dropout",
+    "speaker_normalization",
 ) + _HEAD_KEYS
 BASELINE_KEYS = ("name", "backbone", "weights", "dropout") + _CNN_KEYS
 CLASSICAL_KEYS = ("name", "weights")
@@ -149,6 +150,10 @@ SCHEMA = {
     "training.classical": _OBJECT,
     "training.init_from": _nullable(_TEXT),
     "training.final_model": _BOOL,
+    "training.encoder_lr_scale": _number(0, above=True),
+    "training.layer_decay": _number(0, above=True),
+    "training.warmup_steps": _whole(0),
+    "training.frame_mask": _number(0, 1),
     "output_dir": _nullable(_TEXT),
 }
 
@@ -178,6 +183,7 @@ MODEL_SCHEMA = {
     "dropout": _number(0, 1),
     "input_dropout": _number(0, 1),
     "fine_tune_blocks": _whole(0),
+    "lora_rank": _whole(0),
     "speaker_normalization": _BOOL,
 }
 
@@ -408,6 +414,12 @@ def _validate_front_end(config):
     trains in the modes that make sense for it, or says why not."""
     model, training = config["model"], config["training"]
     if model_kind(model) != "front_end":
+        if training["mode"] == "finetune" and model_kind(model) != "classical":
+            raise ConfigError(
+                "training.mode finetune trains the top blocks of a pretrained front end "
+                "(--backbone whisper_base) from cached states. Received: mode='finetune', "
+                f"model={model.get('name')!r}, backbone={model.get('backbone')!r}"
+            )
         return
     mode, backbone = training["mode"], model["backbone"]
     if mode == "two_stage":
@@ -418,6 +430,22 @@ def _validate_front_end(config):
             f"top blocks). Received: mode='two_stage', backbone={backbone!r}"
         )
     blocks = model.get("fine_tune_blocks", 0) or 0
+    if mode == "finetune" and not blocks:
+        raise ConfigError(
+            "training.mode finetune trains the encoder's top blocks from their cached input: "
+            "say how many with --set model.fine_tune_blocks=K (1 to the encoder's blocks, 6 "
+            f"for {backbone!r}). Received: mode='finetune', fine_tune_blocks={blocks}"
+        )
+    if model.get("lora_rank") and not blocks:
+        raise ConfigError(
+            "model.lora_rank puts low-rank adapters on the top model.fine_tune_blocks blocks, "
+            f"which is 0. Received: lora_rank={model['lora_rank']}, fine_tune_blocks={blocks}"
+        )
+    if mode == "finetune" and training["augment"]:
+        raise ConfigError(
+            "training.mode finetune trains on cached states of the original audio: "
+            f"--augment none. Received: augment={training['augment']!r}"
+        )
     if mode == "frozen" and blocks:
         raise ConfigError(
             "training.mode frozen keeps the encoder fixed; fine-tuning its top blocks "
@@ -451,6 +479,7 @@ _DEEP_ONLY = tuple(
     k for k in DEFAULTS["training"] if k not in ("seed", "classical", "final_model")
 )
 _STAGE1 = ("segment_epochs", "segment_batch_size", "segment_schedule", "segment_dropout")
+_ENCODER_TRAINING = ("encoder_lr_scale", "layer_decay", "warmup_steps", "frame_mask")
 
 
 def inapplicable(config):
@@ -493,11 +522,11 @@ def inapplicable(config):
             out += [(f"training.{k}", why, ("training.mode", "model.backbone", "model.name"))
                     for k in _STAGE1 if changed("training", k)]
         if mode == "end_to_end" and training["embedding_cache"]:
-            out.append(("training.embedding_cache", "applies to the two_stage and frozen modes "
+            out.append(("training.embedding_cache", "applies to the two_stage, frozen and finetune modes "
                         "(cached embeddings); this run's mode is 'end_to_end'",
                         ("training.mode", "model.backbone", "model.name")))
         if changed("training", "cache") and (
-            mode == "frozen" or (mode == "two_stage" and training["segment_epochs"] == 0)
+            mode in ("frozen", "finetune") or (mode == "two_stage" and training["segment_epochs"] == 0)
         ):
             out.append(("training.cache", "applies to the decoded audio of end_to_end training "
                         "and of stage 1 of two_stage; the frozen mode reads every file once, into "
@@ -511,6 +540,17 @@ def inapplicable(config):
             elif mode == "two_stage" and training["segment_epochs"] == 0:
                 out.append(("training.augment", "applies to stage 1 of two_stage, which "
                             "training.segment_epochs=0 skips", ("training.mode", "training.segment_epochs")))
+        tuned = kind == "front_end" and (model.get("fine_tune_blocks") or 0) and mode in (
+            "finetune", "end_to_end")
+        if not tuned:
+            why = ("applies to a pretrained front end's tuned blocks (--mode finetune or end_to_end "
+                   f"with model.fine_tune_blocks > 0); this run's mode is {mode!r}")
+            out += [(f"training.{k}", why, ("training.mode", "model.fine_tune_blocks", "model.backbone",
+                                            "model.name"))
+                    for k in _ENCODER_TRAINING if changed("training", k)]
+        elif mode != "finetune" and changed("training", "frame_mask"):
+            out.append(("training.frame_mask", "masks cached states in --mode finetune; this run's "
+                        f"mode is {mode!r}", ("training.mode",)))
         if training["weight_decay"] and training["optimizer"] != "adamw":
             out.append(("training.weight_decay", "applies to training.optimizer adamw (--set training.optimizer=adamw); this "
                         f"run's optimizer is {training['optimizer']!r}", ("training.optimizer",)))

