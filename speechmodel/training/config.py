@@ -213,6 +213,9 @@ def digest(config):
     for key in ("partial_labels", "calibrate"):
         if training.get(key, None) is False:
             training.pop(key)
+    for key in ("encoder_lr_scale", "layer_decay", "warmup_steps", "frame_mask"):
+        if key in training and training[key] == DEFAULTS["training"][key]:
+            training.pop(key)
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -73,3 +73,49 @@ def test_partial_labels_never_touch_the_classes_a_corpus_lacks():
     assert np.abs(after[:, [0, 2]] - before[:, [0, 2]]).max() > 1e-2
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert again.label_sets == label_sets and again.label_smoothing == 0.1
+def test_layer_scaled_learning_rates_and_warm_up():
+    from speechmodel.training.optimizers import LayerScaledAdam, LayerScaledAdamW
+
+    a = keras.Variable(np.zeros(3, "float32"), name="a")
+    b = keras.Variable(np.zeros(3, "float32"), name="b")
+    optimizer = LayerScaledAdam(0.1, scales={a.path: 0.5}, warmup_steps=4)
+    grads = [np.ones(3, "float32"), np.ones(3, "float32")]
+    optimizer.apply_gradients(zip(grads, [a, b]))
+    # Adam's first step moves by the rate: a's half of b's, both a quarter
+    # (step 1 of a 4-step warm-up).
+    np.testing.assert_allclose(a.numpy(), -0.1 * 0.5 * 0.25, rtol=1e-4)
+    np.testing.assert_allclose(b.numpy(), -0.1 * 0.25, rtol=1e-4)
+    for _ in range(5):
+        optimizer.apply_gradients(zip(grads, [a, b]))
+    before = (a.numpy().copy(), b.numpy().copy())
+    optimizer.apply_gradients(zip(grads, [a, b]))
+    ratio = (a.numpy() - before[0]) / (b.numpy() - before[1])
+    np.testing.assert_allclose(ratio, 0.5, rtol=1e-3)  # after the warm-up
+    config = LayerScaledAdamW.from_config(
+        LayerScaledAdamW(0.1, scales={"x": 0.2}, warmup_steps=3, weight_decay=0.01).get_config()
+    ).get_config()
+    assert config["scales"] == {"x": 0.2} and config["warmup_steps"] == 3
+
+
+def test_the_encoder_learns_slower_block_by_block():
+    from speechmodel.models.registry import build_model
+    from speechmodel.training.optimizers import LayerScaledAdamW, encoder_learning_rate_scales
+
+    model = build_model(
+        "speechmodel", num_classes=2, backbone="whisper_base", weights="random", fine_tune_blocks=2,
+        lstm_units=2, attention_units=2, dense_units=[2],
+    )
+    training = {"optimizer": "adamw", "weight_decay": 0.0, "encoder_lr_scale": 0.1,
+                "layer_decay": 0.5, "warmup_steps": 10}
+    scales = encoder_learning_rate_scales(model, training)
+    by_name = {path.rsplit("/", 1)[-1]: v for path, v in scales.items()}
+    assert by_name["block_5_fc1_kernel"] == pytest.approx(0.1)
+    assert by_name["block_4_fc1_kernel"] == pytest.approx(0.05)
+    assert by_name["ln_post_gamma"] == pytest.approx(0.1)
+    assert not any(n.startswith(("block_3", "conv")) for n in by_name)  # frozen
+    optimizer = make_optimizer(training, 1e-3, model=model)
+    assert isinstance(optimizer, LayerScaledAdamW) and optimizer.warmup_steps == 10
+    # A frozen encoder, or a model without one: the plain optimizer.
+    frozen = build_model("speechmodel", num_classes=2, backbone="whisper_base", weights="random",
+                         lstm_units=2, attention_units=2, dense_units=[2])
+    assert type(make_optimizer(training, 1e-3, model=frozen)) is keras.optimizers.AdamW

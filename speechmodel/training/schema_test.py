@@ -36,7 +36,7 @@ def test_names_and_keys_match_the_registries():
     assert set(S.BASELINE_KEYS) == accepted(SegmentClassifier)
     head = {k for k in inspect.signature(AudioSpeechModel.__init__).parameters
             if k not in ("self", "num_classes", "embedder", "kwargs")}
-    assert set(S.FRONT_END_KEYS) == head | {"name", "backbone", "weights", "fine_tune_blocks"}
+    assert set(S.FRONT_END_KEYS) == head | {"name", "backbone", "weights", "fine_tune_blocks", "lora_rank"}
     assert "speaker_normalization" in head
 
 
@@ -78,6 +78,17 @@ def test_names_model_keys_and_shapes_are_checked_without_tensorflow():
          r"training.classical.features: OpenSmileFeatureConfig: unknown keys \['n_mfcc'\]"),
         ({"model": {"name": "svm"}, "training": {"classical": {"speaker_normalization": "yes"}}},
          "training.classical.speaker_normalization must be true or false"),
+        ({"model": {"backbone": "whisper_base"}, "training": {"mode": "finetune"}},
+         "finetune .*--set model.fine_tune_blocks=K"),
+        ({"model": {"backbone": "cnn4"}, "training": {"mode": "finetune"}},
+         "finetune trains the top blocks of a pretrained front end"),
+        ({"model": {"backbone": "whisper_base", "fine_tune_blocks": 2, "speaker_normalization": True},
+          "training": {"mode": "finetune"}}, "needs --mode frozen"),
+        ({"model": {"backbone": "whisper_base", "fine_tune_blocks": 2},
+          "training": {"mode": "finetune", "augment": {"noise": {}}}}, "--augment none"),
+        ({"model": {"backbone": "whisper_base", "lora_rank": 4}, "training": {"mode": "frozen"}},
+         "lora_rank=4, fine_tune_blocks=0"),
+        ({"training": {"frame_mask": 1.0}}, "training.frame_mask must be a number >= 0 and < 1"),
     ]
     for override, message in cases:
         with pytest.raises(D.ConfigError, match=message):
@@ -110,6 +121,13 @@ def test_keys_the_run_would_not_use():
     assert unused({"model": {"name": "svm"}, "training": {"epochs": 3, "seed": 1}}) == ["training.epochs"]
     assert unused({"model": {"name": "alexnet"}, "training": {"mode": "frozen"}}) == ["training.mode"]
     assert unused({"protocol": {"name": "loso", "k": 4}}) == ["protocol.k"]
+    tuned = {"backbone": "whisper_base", "fine_tune_blocks": 2}
+    assert unused({"model": tuned, "training": {"mode": "finetune", "layer_decay": 0.5,
+                                                "frame_mask": 0.1, "warmup_steps": 5}}) == []
+    assert unused({"model": tuned, "training": {"mode": "end_to_end", "frame_mask": 0.1,
+                                                "encoder_lr_scale": 0.5}}) == ["training.frame_mask"]
+    assert unused({"model": {"backbone": "whisper_base"}, "training": {"mode": "frozen", "layer_decay": 0.5}}) == [
+        "training.layer_decay"]
     assert unused({"protocol": {"holdout_speakers": ["01"]}}) == ["protocol.holdout_speakers"]
     assert unused({"training": {"mode": "two_stage", "segment_epochs": 0, "augment": {"noise": {}}}}) == [
         "training.augment"]
