@@ -24,8 +24,11 @@ class AudioSpeechModel(FunctionalModel):
 
     Training modes (``speechmodel.training``): ``frozen`` (the encoder's
     embeddings are computed once per file and cached; the head trains on
-    the cache; the CPU default) and ``end_to_end`` (with
-    ``fine_tune_blocks > 0`` on the embedder, its top blocks train too).
+    the cache; the CPU default), ``finetune`` (with ``fine_tune_blocks >
+    0`` on the embedder: its frozen lower blocks' states are cached and
+    its top blocks, or adapters on them, train with the head from the
+    cache, ``CachedTopBlocks``) and ``end_to_end`` (the same from
+    waveforms, every epoch through the whole encoder: for GPUs).
 
     Inputs: ``{"waveforms": float32 (B, samples) zero-padded, "lengths":
     int32 (B,)}`` at 16 kHz. Output: float32 (B, num_classes).

@@ -265,6 +265,13 @@ def adopt_init_from(config):
             "fine-tunes with --mode frozen (the head on cached embeddings) or end_to_end, not "
             "two_stage. Received: mode='two_stage'"
         )
+    tuned = ((settings.get("embedder") or {}).get("config") or {}).get("fine_tune_blocks") or 0
+    if config["training"]["mode"] == "finetune" and not (kind == "AudioSpeechModel" and tuned):
+        raise RunError(
+            f"training.init_from: {path} has no encoder blocks to fine-tune from cached states "
+            "(--mode finetune continues a model saved by a finetune run); --mode frozen trains "
+            f"its head. Received: mode='finetune', init_from={spec!r}"
+        )
     name = "speechmodel" if kind in ("SpeechModel", "AudioSpeechModel") else config["model"]["name"]
     config["model"] = {"name": name, "backbone": backbone} if backbone else {"name": name}
     return config
