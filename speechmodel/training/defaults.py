@@ -61,7 +61,7 @@ DEFAULTS = {
         "classical": {},
         "init_from": None,
         "final_model": True,
-        "encoder_lr_scale": 0.1,
+        "encoder_lr_scale": 0.05,
         "layer_decay": 0.8,
         "warmup_steps": 100,
         "frame_mask": 0.05,
