@@ -102,10 +102,11 @@ class EmbeddingCache:
         artifacts.atomic_write_bytes(self.path(model_key, path), buffer.getvalue())
 
 
-def weights_digest(model):
-    """A short hash of a model's weights (any change gives another)."""
+def weights_digest(model, variables=None):
+    """A short hash of a model's weights (any change gives another), or of
+    ``variables``."""
     h = hashlib.sha256()
-    for w in model.weights:
+    for w in model.weights if variables is None else variables:
         h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
     return h.hexdigest()[:16]
 
@@ -135,29 +136,15 @@ def cached_embeddings(cache, encoder, paths, *, features, batch_size, failures, 
         file that loaded, the seconds spent, and whether every file was
         already cached.
     """
-    start = time.time()
     key = encoder_key(encoder, features)
-    table, missing = {}, []
-    for p in dict.fromkeys(paths):
-        array = cache.load(key, p)
-        if array is None:
-            missing.append(p)
-        else:
-            table[p] = array
-    if missing:
-        missing.sort(key=lambda p: _size(p))
-
-        def keep(path, array):
-            cache.save(key, path, array)
-            table[path] = array
-            if progress is not None:
-                progress(len(table))
-
-        for i, array in embed_files(
+    table, seconds, hit = _through_cache(
+        cache, [key], paths,
+        lambda missing: embed_files(
             encoder, missing, features=features, batch_size=batch_size, failures=failures
-        ):
-            keep(missing[i], array)
-    return table, time.time() - start, not missing
+        ),
+        progress,
+    )
+    return {p: arrays[0] for p, arrays in table.items()}, seconds, hit
 
 
 def lower_key(embedder, features):
@@ -170,10 +157,7 @@ def lower_key(embedder, features):
     for key in ("fine_tune_blocks", "lora_rank"):
         config.pop(key, None)
     config["lower_blocks"] = embedder.encoder.first_tuned_block
-    h = hashlib.sha256()
-    for w in embedder.non_trainable_weights:
-        h.update(np.ascontiguousarray(np.asarray(w, dtype=np.float32)).tobytes())
-    digest = h.hexdigest()[:16]
+    digest = weights_digest(embedder, embedder.non_trainable_weights)
     return tuple(
         EmbeddingCache.model_key(
             feature_config=features.to_dict(), model_config=dict(config, cached=part),
@@ -192,21 +176,32 @@ def cached_lower_states(cache, embedder, paths, *, features, batch_size, failure
         states (T, D) float16)}`` for every file that loaded, the seconds
         spent, and whether every file was already cached.
     """
+    return _through_cache(
+        cache, lower_key(embedder, features), paths,
+        lambda missing: embed_files(
+            embedder, missing, features=features, batch_size=batch_size, failures=failures,
+            embed=lower_function(embedder),
+        ),
+        progress,
+    )
+
+
+def _through_cache(cache, keys, paths, compute, progress):
+    """``({path: tuple of arrays, one per key}, seconds, hit)``: the cached
+    arrays of ``paths``, the missing computed by ``compute(missing)``
+    (yielding ``(index in missing, array or tuple of arrays)``) and saved."""
     start = time.time()
-    keys = lower_key(embedder, features)
     table, missing = {}, []
     for p in dict.fromkeys(paths):
-        arrays = [cache.load(key, p) for key in keys]
+        arrays = tuple(cache.load(key, p) for key in keys)
         if any(a is None for a in arrays):
             missing.append(p)
         else:
-            table[p] = tuple(arrays)
+            table[p] = arrays
     if missing:
         missing.sort(key=lambda p: _size(p))
-        for i, arrays in embed_files(
-            embedder, missing, features=features, batch_size=batch_size, failures=failures,
-            embed=lower_function(embedder),
-        ):
+        for i, arrays in compute(missing):
+            arrays = arrays if isinstance(arrays, tuple) else (arrays,)
             for key, array in zip(keys, arrays):
                 cache.save(key, missing[i], array)
             table[missing[i]] = arrays

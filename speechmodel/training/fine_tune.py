@@ -25,7 +25,6 @@ import numpy as np
 from speechmodel.training.embeddings import EmbeddingCache
 from speechmodel.training.embeddings import cached_lower_states
 from speechmodel.training.embeddings import default_cache_dir
-from speechmodel.training.optimizers import make_loss
 from speechmodel.training.optimizers import make_optimizer
 
 
@@ -58,10 +57,8 @@ def train(model, config, data, class_names, fold_dir, seed, strategy, batch_size
     with ``test_predictions``)."""
     from speechmodel.config import FeatureConfig
     from speechmodel.models.cached_top_blocks import CachedTopBlocks
-    from speechmodel.pipeline import EpochCounter
     from speechmodel.progress import Reporter
-    from speechmodel.training.callbacks import EpochTimer, best_epoch_figures, fit_callbacks, quiet_fit
-    from speechmodel.training.uar_metric import UnweightedAverageRecall
+    from speechmodel.training.two_stage import cached_splits, fit_fold
 
     training = config["training"]
     features = FeatureConfig.from_dict(config["features"])
@@ -77,50 +74,26 @@ def train(model, config, data, class_names, fold_dir, seed, strategy, batch_size
         f"{cache.directory}), then {tuned} block{'' if encoder.fine_tune_blocks == 1 else 's'} "
         f"and the head, {training['epochs']} epoch{'' if training['epochs'] == 1 else 's'}"
     )
-    out, tables, extract_seconds = {}, {}, 0.0
-    for split in ("train", "val", "test"):
-        paths = data[split][0]
-        if not paths:
-            continue
-        count = progress.count(f"{label}: {split} lower-block states", len(set(paths)))
-        tables[split], seconds, hit = cached_lower_states(
+    out = {}
+    tables = cached_splits(
+        lambda paths, update: cached_lower_states(
             cache, model.embedder, paths, features=features, batch_size=batch_size,
-            failures=failures, progress=count.update,
-        )
-        count.update(len(tables[split]))
-        count.close()
-        extract_seconds += seconds
-        out[f"{split}_states_cached"] = hit
-    out["extract_seconds"] = extract_seconds
-
-    epoch = EpochCounter()
-    train_ds = state_dataset(
-        tables["train"], *data["train"], batch_size=batch_size, shuffle=True, seed=seed, epoch=epoch
+            failures=failures, progress=update,
+        ),
+        data, ("train", "val", "test"), progress=progress,
+        label=f"{label}: {{split}} lower-block states", out=out, hit_key="{split}_states_cached",
     )
-    val_ds = None
-    if "val" in tables:
-        val_ds = state_dataset(tables["val"], *data["val"], batch_size=batch_size, shuffle=False, seed=seed)
+
     with strategy.scope():
         trainer = CachedTopBlocks(model, frame_mask=training["frame_mask"], seed=seed)
-        trainer.compile(
-            optimizer=make_optimizer(training, learning_rate, model=model),
-            loss=make_loss(training),
-            metrics=["accuracy", UnweightedAverageRecall(len(class_names))],
-        )
-    x, _ = next(iter(train_ds))
-    trainer(x)  # Built before the backup restores into it.
-    callbacks, monitor = fit_callbacks(
-        fold_dir, val_ds, class_names=class_names, training=training, epoch=epoch
+    out["seconds_per_epoch"] = fit_fold(
+        trainer, lambda: make_optimizer(training, learning_rate, model=model), state_dataset,
+        tables, data, strategy=strategy, fold_dir=fold_dir, class_names=class_names,
+        training=training, batch_size=batch_size, seed=seed, out=out,
+        report=progress.fit(f"{label} top blocks + head", training["epochs"], key=(key, "finetune")),
     )
-    timer = EpochTimer()
-    report = progress.fit(f"{label} top blocks + head", training["epochs"], key=(key, "finetune"))
-    with quiet_fit():
-        trainer.fit(
-            train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer, report],
-            class_weight=data["class_weight"], verbose=0,
-        )
-    out["seconds_per_epoch"] = timer.median()
-    out.update(best_epoch_figures(monitor, training))
+    if "val" in tables:  # For the model's calibration.
+        out["val_predictions"] = predictions(trainer, tables["val"], data["val"][0], batch_size)
     if "test" in tables:
         out["test_predictions"] = predictions(trainer, tables["test"], data["test"][0], batch_size)
     return out

@@ -433,7 +433,7 @@ def _validate_front_end(config):
     if mode == "finetune" and not blocks:
         raise ConfigError(
             "training.mode finetune trains the encoder's top blocks from their cached input: "
-            "say how many with --set model.fine_tune_blocks=K (1 to the encoder's blocks, 6 "
+            "say how many with --fine_tune_blocks K (model.fine_tune_blocks, 1 to the encoder's blocks, 6 "
             f"for {backbone!r}). Received: mode='finetune', fine_tune_blocks={blocks}"
         )
     if model.get("lora_rank") and not blocks:

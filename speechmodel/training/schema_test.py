@@ -79,7 +79,7 @@ def test_names_model_keys_and_shapes_are_checked_without_tensorflow():
         ({"model": {"name": "svm"}, "training": {"classical": {"speaker_normalization": "yes"}}},
          "training.classical.speaker_normalization must be true or false"),
         ({"model": {"backbone": "whisper_base"}, "training": {"mode": "finetune"}},
-         "finetune .*--set model.fine_tune_blocks=K"),
+         "finetune .*--fine_tune_blocks K"),
         ({"model": {"backbone": "cnn4"}, "training": {"mode": "finetune"}},
          "finetune trains the top blocks of a pretrained front end"),
         ({"model": {"backbone": "whisper_base", "fine_tune_blocks": 2, "speaker_normalization": True},

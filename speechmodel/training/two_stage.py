@@ -157,12 +157,9 @@ def train(
         DiskSpaceGuard,
         EpochSeed,
         EpochTimer,
-        best_epoch_figures,
-        fit_callbacks,
         quiet_fit,
     )
     from speechmodel.progress import Reporter
-    from speechmodel.training.uar_metric import SparseAccuracy, UnweightedAverageRecall
 
     training = config["training"]
     features = FeatureConfig.from_dict(config["features"])
@@ -234,25 +231,19 @@ def train(
 
     # Stage 2: embeddings, once per file, cached.
     cache = EmbeddingCache(default_cache_dir(training.get("embedding_cache")))
-    tables, extract_seconds = {}, 0.0
     progress.say(
         f"{stage2}: segment embeddings (cached in {cache.directory}), then the BLSTM + "
         f"attention head, {training['epochs']} epoch{'' if training['epochs'] == 1 else 's'}"
     )
-    for split in ("train", "val", "test"):
-        paths = data[split][0]
-        if not paths or (split == "test" and not frozen_front_end(model, training)):
-            continue
-        count = progress.count(f"{stage2}: {split} embeddings", len(set(paths)))
-        tables[split], seconds, hit = cached_embeddings(
+    splits = ("train", "val", "test") if frozen_front_end(model, training) else ("train", "val")
+    tables = cached_splits(
+        lambda paths, update: cached_embeddings(
             cache, model.segment_encoder, paths, features=features, batch_size=batch_size,
-            failures=failures, progress=count.update,
-        )
-        count.update(len(tables[split]))
-        count.close()
-        extract_seconds += seconds
-        out[f"{split}_embeddings_cached"] = hit
-    out["extract_seconds"] = extract_seconds
+            failures=failures, progress=update,
+        ),
+        data, splits, progress=progress, label=f"{stage2}: {{split}} embeddings",
+        out=out, hit_key="{split}_embeddings_cached",
+    )
 
     raw = dict(tables)  # Before speaker normalisation.
     normalization = getattr(model, "speaker_normalization", None)
@@ -277,31 +268,13 @@ def train(
 
     # Stage 3: the head on cached sequences.
     head = model.sequence_head
-    head_epoch = EpochCounter()
-    train_ds = sequence_dataset(
-        tables["train"], *data["train"], batch_size=batch_size, shuffle=True, seed=seed, epoch=head_epoch
+    out["head_seconds_per_epoch"] = fit_fold(
+        head, lambda: make_optimizer(training, learning_rate), sequence_dataset, tables, data,
+        strategy=strategy, fold_dir=fold_dir, class_names=class_names, training=training,
+        batch_size=batch_size, seed=seed, out=out,
+        report=progress.fit(f"{stage2} head", training["epochs"], key=(key, "head")),
     )
-    val_ds = None
-    if "val" in tables:
-        val_ds = sequence_dataset(tables["val"], *data["val"], batch_size=batch_size, shuffle=False, seed=seed)
-    callbacks, monitor = fit_callbacks(
-        fold_dir, val_ds, class_names=class_names, training=training, epoch=head_epoch
-    )
-    with strategy.scope():
-        head.compile(
-            optimizer=make_optimizer(training, learning_rate),
-            loss=make_loss(training, label_sets=data.get("label_sets")),
-            metrics=[SparseAccuracy(len(class_names)), UnweightedAverageRecall(len(class_names))],
-        )
-    timer = EpochTimer()
-    report = progress.fit(f"{stage2} head", training["epochs"], key=(key, "head"))
-    with quiet_fit():
-        head.fit(
-            train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer, report],
-            class_weight=data["class_weight"], verbose=0,
-        )
-    out["head_seconds_per_epoch"] = timer.median()
-    out.update(best_epoch_figures(monitor, training))
+
     def per_clip(split):
         """What the saved model does with one recording of a speaker it
         has no other recordings of: the average speaker's statistics."""
@@ -319,6 +292,69 @@ def train(
             out["per_clip_predicted"] = probabilities.argmax(-1).tolist()
             out["per_clip_probabilities"] = probabilities
     return out
+
+
+def fit_fold(model, optimizer, dataset, tables, data, *, strategy, fold_dir, class_names, training,
+             batch_size, seed, out, report):
+    """Trains ``model`` on cached tables: compiled with ``optimizer()``,
+    the fold's loss and metrics, fitted on ``dataset(tables["train"], ...)``
+    (``sequence_dataset`` or alike) with the fold's callbacks
+    (``fit_callbacks``: early stopping and the checkpoint on the validation
+    speakers, resumable backups) and ``report`` (a ``Reporter.fit``); the
+    best epoch's figures go into ``out``. Returns the median seconds per
+    epoch."""
+    from speechmodel.pipeline import EpochCounter
+    from speechmodel.training.callbacks import EpochTimer, best_epoch_figures, fit_callbacks, quiet_fit
+    from speechmodel.training.uar_metric import SparseAccuracy, UnweightedAverageRecall
+
+    epoch = EpochCounter()
+    train_ds = dataset(
+        tables["train"], *data["train"], batch_size=batch_size, shuffle=True, seed=seed, epoch=epoch
+    )
+    val_ds = None
+    if "val" in tables:
+        val_ds = dataset(tables["val"], *data["val"], batch_size=batch_size, shuffle=False, seed=seed)
+    with strategy.scope():
+        model.compile(
+            optimizer=optimizer(),
+            loss=make_loss(training, label_sets=data.get("label_sets")),
+            metrics=[SparseAccuracy(len(class_names)), UnweightedAverageRecall(len(class_names))],
+        )
+    if not model.built:  # Built before the backup restores into it.
+        model(next(iter(train_ds))[0])
+    callbacks, monitor = fit_callbacks(
+        fold_dir, val_ds, class_names=class_names, training=training, epoch=epoch
+    )
+    timer = EpochTimer()
+    with quiet_fit():
+        model.fit(
+            train_ds, epochs=training["epochs"], callbacks=[*callbacks, timer, report],
+            class_weight=data["class_weight"], verbose=0,
+        )
+    out.update(best_epoch_figures(monitor, training))
+    return timer.median()
+
+
+def cached_splits(compute, data, splits, *, progress, label, out, hit_key):
+    """``{split: table}`` of ``compute(paths, update)`` (a cached-embedding
+    function returning ``(table, seconds, hit)``) for each of ``splits``
+    that has files, with a progress count per split (``label`` and
+    ``hit_key`` formatted with ``split``). Records in ``out`` whether each
+    split was cached (``hit_key``) and the seconds in all
+    (``extract_seconds``)."""
+    tables, seconds = {}, 0.0
+    for split in splits:
+        paths = data[split][0]
+        if not paths:
+            continue
+        count = progress.count(label.format(split=split), len(set(paths)))
+        tables[split], spent, hit = compute(paths, count.update)
+        count.update(len(tables[split]))
+        count.close()
+        seconds += spent
+        out[hit_key.format(split=split)] = hit
+    out["extract_seconds"] = seconds
+    return tables
 
 
 def speaker_normalized(tables, speakers, data, *, epsilon=1e-5):
