@@ -14,6 +14,9 @@ import pytest
 
 from tests.paths import small_ravdess
 
+# slow: two trainings (left out by -m "not slow").
+pytestmark = pytest.mark.slow
+
 CLASSES = ["neutral", "angry"]
 
 
