@@ -195,4 +195,4 @@ class WhisperSegmentEmbedderTest(TestCase):
             embeddings16, _ = embedder.from_states(padded_lower, mask, half, tokens)
             scale = float(np.abs(np.asarray(expected)).max())
             gap = float(np.abs(np.asarray(embeddings16) - np.asarray(expected)).max())
-            self.assertLess(gap, 2e-3 * scale, f"K={k}: float16 states, {gap} of {scale}")
+            self.assertLess(gap, 5e-4 * scale, f"K={k}: float16 states, {gap} of {scale}")
