@@ -73,6 +73,8 @@ def test_partial_labels_never_touch_the_classes_a_corpus_lacks():
     assert np.abs(after[:, [0, 2]] - before[:, [0, 2]]).max() > 1e-2
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert again.label_sets == label_sets and again.label_smoothing == 0.1
+
+
 def test_layer_scaled_learning_rates_and_warm_up():
     from speechmodel.training.optimizers import LayerScaledAdam, LayerScaledAdamW
 
