@@ -88,7 +88,7 @@ def test_names_model_keys_and_shapes_are_checked_without_tensorflow():
           "training": {"mode": "finetune", "augment": {"noise": {}}}}, "--augment none"),
         ({"model": {"backbone": "whisper_base", "lora_rank": 4}, "training": {"mode": "frozen"}},
          "lora_rank=4, fine_tune_blocks=0"),
-        ({"training": {"frame_mask": 1.0}}, "training.frame_mask must be a number >= 0 and < 1"),
+        ({"training": {"frame_mask": 1.0}}, "training.frame_mask must be a finite number >= 0 and < 1"),
     ]
     for override, message in cases:
         with pytest.raises(D.ConfigError, match=message):
