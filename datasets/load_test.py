@@ -15,6 +15,7 @@ def test_corpora_registry():
         "iemocap",
         "thaiser",
         "nemo",
+        "emospeech",
         "folder",
         "csv",
     ]

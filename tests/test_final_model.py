@@ -172,7 +172,7 @@ def test_a_classical_run_ends_with_its_final_model(corpus, tmp_path):
     assert list(model.class_names) == ["neutral", "angry"]
     # Its progress: the features, each grid candidate, the choice.
     log = (out / "train.log").read_text()
-    assert "fold 1/2: features: 16/16 files done (" in log
+    assert "fold 1/2: statistics features: 16/16 files done (" in log
     assert "fold 2/2: grid search 1/3 candidates: C=1.0, gamma=scale -> inner UAR " in log
     assert "final model: grid search 3/3 candidates: " in log and "final model: chose C=" in log
 

@@ -32,7 +32,7 @@ def loaded(tmp_path_factory):
 def run(loaded, monkeypatch):
     """``inference.run`` with the tiny model (loaded once), capturing
     stdout as bytes and stderr as text."""
-    monkeypatch.setattr(inference, "load_model", lambda path: loaded)
+    monkeypatch.setattr(inference, "load_model", lambda path, **options: loaded)
 
     def call(*inputs, **options):
         raw = io.BytesIO()

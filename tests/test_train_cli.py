@@ -119,7 +119,8 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     assert row["uar"] == metrics["uar"] and row["wa"] == metrics["wa"] and row["folds"] == 2
     val = [f["val_uar"] for f in metrics["folds"]]
     assert None not in val and row["val_uar_mean"] == pytest.approx(sum(val) / 2)
-    header, _, line = table_md.read_text().splitlines()
+    header, _, line, *notes = table_md.read_text().splitlines()
+    assert all(n.startswith("| calibration: ") for n in notes), notes  # its ECE row
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[0].startswith("speechmodel (alexnet_gap, end_to_end, 2 epochs)")
     assert cells[4] == f"{100 * metrics['uar']:.2f}" and cells[5] == f"{100 * metrics['wa']:.2f}"

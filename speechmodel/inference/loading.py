@@ -181,9 +181,10 @@ def foreign_object(config, where="config"):
     """Why a Keras config names something that loading could run (a
     function or class outside Keras and speechmodel's registered classes,
     or a Python lambda), or None. Said before Keras sees the file: Keras'
-    own refusal in safe mode is a generic "could not be deserialized"."""
-    import keras
-
+    own refusal in safe mode is a generic "could not be deserialized".
+    Needs no Keras (the ONNX path never imports it): speechmodel's classes
+    are registered as ``speechmodel>Name``, and Keras itself resolves only
+    registered names when it loads the file."""
     if isinstance(config, list):
         for n, item in enumerate(config):
             found = foreign_object(item, f"{where}[{n}]")
@@ -201,7 +202,7 @@ def foreign_object(config, where="config"):
         registered = config.get("registered_name")
         keras_module = isinstance(module, str) and (module == "keras" or module.startswith("keras."))
         own = (isinstance(module, str) and module.startswith("speechmodel.") and isinstance(registered, str)
-               and keras.saving.get_registered_object(registered) is not None)
+               and registered.startswith("speechmodel>"))
         internal = module is None and name.startswith("__") and name.endswith("__")
         if module is not None and not (keras_module or own) or module is None and not internal and registered:
             return (f"refused: it names {shown} (at {where}), which is neither a Keras class nor one of "
@@ -235,9 +236,6 @@ def _keras_config(path):
             "EmotionRecognizer; infer.py takes the model.keras that train.py "
             "writes (it holds the audio front end and the class names)",
         )
-    import speechmodel.layers  # noqa: F401  (registers the classes foreign_object accepts)
-    import speechmodel.models  # noqa: F401
-
     refused = foreign_object(config)
     if refused:
         raise ModelError(path, refused)

@@ -30,6 +30,8 @@ import os
 
 import numpy as np
 
+from speechmodel.errors import Error
+
 FORMAT_VERSION = 1
 OPSET = 17
 EMBEDDER = "embedder.onnx"
@@ -39,7 +41,7 @@ META = "model.json"
 STATISTICS = "statistics.npz"
 
 
-class ExportError(Exception):
+class ExportError(Error, RuntimeError):
     """A model this exporter cannot convert (names the reason)."""
 
 
