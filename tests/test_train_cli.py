@@ -130,7 +130,9 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     # An unfinished run among finished ones is skipped with a warning.
     both = run([sys.executable, "-m", "speechmodel.training.report", str(tmp_path / "nothing"), str(out)])
     assert both.returncode == 0 and "skipping" in both.stderr and "no metrics.json" in both.stderr
-    assert both.stdout.count("\n") == 3  # header, rule, the finished run
+    # Header, rule, the finished run (and its calibration row).
+    assert [l.split("|")[1].strip()[:12] for l in both.stdout.splitlines()[2:]] == [
+        cells[0][:12], "calibration:"]
 
     # A rerun of the same command finds every fold done.
     again = run(train_command(corpus, out, config, "--nofinal_model"))
