@@ -133,6 +133,15 @@ def test_upload_a_clip_and_a_long_recording(server, browser, tmp_path):
     browser.save_screenshot(str(tmp_path / "page.png"))
     assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
 
+    # A file that is not audio: the error, and no longer the meeting's result under it.
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not audio at all\n" * 50)
+    browser.find_element("id", "file").send_keys(str(notes))
+    browser.find_element("id", "upload").click()
+    wait_for(browser, lambda d: d.find_element("tag name", "body").get_attribute("data-state") == "error")
+    assert "notes.wav" in browser.find_element("id", "status").text
+    assert not browser.find_element("id", "result").is_displayed()
+
 
 def test_record_from_the_microphone(server, browser):
     open_page(browser, server)

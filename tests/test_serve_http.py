@@ -92,6 +92,25 @@ def test_model_health_page_and_unknown_routes(client, model):
     assert_error(client.put("/v1/classify", content=b"x"), 405)
 
 
+def test_the_api_is_described_at_docs_and_openapi_json(client):
+    from speechmodel.serve.service import OPTIONS
+
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for route, many in (("/v1/classify", False), ("/v1/classify_speaker", True)):
+        post = paths[route]["post"]
+        form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form["required"] == ["file"] and set(form["properties"]) == {"file", *OPTIONS}
+        assert (form["properties"]["file"]["type"] == "array") == many
+        assert {p["name"] for p in post["parameters"]} >= set(OPTIONS)
+        assert {"400", "413", "422", "503"} <= set(post["responses"])
+    assert {"/health", "/v1/model"} <= set(paths)
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in r.text
+
+
 def test_good_uploads_with_a_bad_one_among_them(client, reference, tmp_path):
     clips = ravdess_files("Actor_13/*.wav")[:8]
     bad = tmp_path / "notes.wav"

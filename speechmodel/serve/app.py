@@ -16,6 +16,8 @@ Routes:
     ``GET /v1/model``: the model, its classes and settings.
     ``GET /health``: liveness and load.
     ``GET /``: the web page (``static/index.html``).
+    ``GET /docs``, ``GET /openapi.json``: the API described for people
+        (Swagger UI) and for programs (OpenAPI).
 
 Every error is JSON ``{"error": message, "status": code[, "kind"]}``: 400
 (bad parameters or form, or more windows than ``max_windows``), 404, 405,
@@ -37,7 +39,7 @@ import os
 import threading
 import time
 
-from speechmodel.serve.service import ServiceError, upload_name
+from speechmodel.serve.service import MAX_WINDOW, MIN_HOP, MIN_WINDOW, OPTIONS, ServiceError, upload_name
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
@@ -105,6 +107,48 @@ def _parse_multipart(body, content_type, max_fields=16):
     return fields, files
 
 
+# What /openapi.json (and /docs) say of the options: the same names as
+# service.OPTIONS, which service._parse_options checks.
+_OPTION_SCHEMAS = {
+    "top_k": ({"type": "integer", "minimum": 1, "default": 1},
+              "how many of the most probable emotions to list"),
+    "window": ({"type": "number", "minimum": MIN_WINDOW, "maximum": MAX_WINDOW},
+               "window length in seconds for recordings longer than the model's utterance length"),
+    "hop": ({"type": "number", "minimum": MIN_HOP}, "hop between windows in seconds (at most window)"),
+    "segment": ({"type": "string", "enum": ["windows", "vad"], "default": "windows"},
+                "fixed windows, or utterances found by a voice activity detector"),
+    "vad": ({"type": "string", "enum": ["auto", "silero", "voicing"], "default": "auto"},
+            "the voice activity detector for segment=vad"),
+    "min_confidence": ({"type": "number", "minimum": 0, "maximum": 1},
+                       "a result below this probability is marked uncertain (its probabilities are kept)"),
+}
+assert tuple(_OPTION_SCHEMAS) == OPTIONS
+
+
+def _openapi_upload(*, many):
+    """The hand-written request description of a classify endpoint: a
+    multipart form with the audio in ``file`` (several for a speaker), the
+    options as form fields or query parameters."""
+    options = {name: dict(schema, description=text) for name, (schema, text) in _OPTION_SCHEMAS.items()}
+    audio = {"type": "string", "format": "binary",
+             "description": "an audio file (WAV, FLAC, Ogg/Opus, MP3, ...)"}
+    file = {"type": "array", "items": audio} if many else audio
+    content = {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"], "properties": {"file": file, **options}}}}
+    parameters = [{"name": name, "in": "query", "required": False, "schema": schema}
+                  for name, schema in options.items()]
+    if not many:
+        content["application/octet-stream"] = {"schema": audio}
+        parameters.append({"name": "filename", "in": "query", "required": False, "schema": {
+            "type": "string", "description": "the name of a raw-body upload, used in the answer"}})
+    return {"requestBody": {"required": True, "content": content}, "parameters": parameters,
+            "responses": {"400": {"description": "a bad option or form"},
+                          "408": {"description": "the upload or the analysis took too long"},
+                          "413": {"description": "the upload is too large or too long"},
+                          "422": {"description": "the upload is not readable audio, or too short"},
+                          "503": {"description": "the service is full; retry after Retry-After seconds"}}}
+
+
 def create_app(service, *, executor_workers=64):
     """The FastAPI app serving ``service`` (an EmotionService). Closing
     the app (its lifespan's end) closes the service: the batching thread
@@ -127,8 +171,13 @@ def create_app(service, *, executor_workers=64):
             executor.shutdown(wait=False, cancel_futures=True)
             service.close()
 
-    app = FastAPI(title="speechmodel", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    from speechmodel import __version__
+
+    app = FastAPI(title="speechmodel", version=__version__, lifespan=lifespan, docs_url="/docs",
+                  redoc_url=None, openapi_url="/openapi.json",
+                  description="Speech emotion recognition. The endpoints read their upload and options "
+                              "themselves (under the service's limits), so the schema below is written "
+                              "out by hand: `GET /v1/model` lists the model's classes and limits.")
     app.state.service = service
 
     def error_response(exc):
@@ -288,11 +337,13 @@ def create_app(service, *, executor_workers=64):
             )
         return uploads, service.options(raw)
 
-    @app.post("/v1/classify")
+    @app.post("/v1/classify", openapi_extra=_openapi_upload(many=False),
+              summary="The emotion of one recording (a timeline for long ones)")
     async def classify(request: Request):
         return await served(request, prepare, service.analyze)
 
-    @app.post("/v1/classify_speaker")
+    @app.post("/v1/classify_speaker", openapi_extra=_openapi_upload(many=True),
+              summary="Several recordings of one speaker, standardised with the speaker's own statistics")
     async def classify_speaker(request: Request):
         return await served(request, prepare_speaker, service.analyze_speaker)
 
