@@ -182,7 +182,7 @@ def write_temperature(path, temperature):
     """Stores ``temperature`` in the saved ``EmotionRecognizer`` at
     ``path`` (the same classifier and weights, a new config)."""
     from speechmodel.fileio import atomic_path
-    from speechmodel import load_keras_model
+    from speechmodel.inference.loading import load_keras_model
     from speechmodel.models.recognizer import EmotionRecognizer
 
     recognizer = load_keras_model(path)

@@ -141,7 +141,7 @@ def main():
     if unknown:
         raise SystemExit(f"--runtimes: unknown {unknown}; known: {', '.join(RUNTIMES)}")
     from speechmodel.audio import read_info
-    from speechmodel.inference import DEFAULT_MODEL
+    from speechmodel import presets
 
     files = ravdess_files(ravdess_dir(args.data_dir))[: args.limit]
     if not files:
@@ -154,12 +154,12 @@ def main():
             model_path = untrained_model(args.untrained, tmp)
             model_label = f"untrained {args.untrained}"
         else:
-            from speechmodel.presets import resolve_model
+            from speechmodel.inference.loading import resolve_model
 
-            model_path = resolve_model(args.model or DEFAULT_MODEL)
+            model_path = resolve_model(args.model or presets.DEFAULT)
             if not os.path.exists(model_path):
                 raise SystemExit(f"{model_path} does not exist: pass --model or --untrained CONFIG")
-            model_label = args.model or DEFAULT_MODEL
+            model_label = args.model or presets.DEFAULT
         list_file = os.path.join(tmp, "files.txt")
         Path(list_file).write_text("\n".join(files) + "\n")
         for runtime in runtimes:

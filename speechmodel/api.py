@@ -13,8 +13,10 @@
     e = rec.embed("clip.wav")                      # utterance embedding (NumPy)
     e, segments = rec.embed("clip.wav", segments=True)
 
-``classify`` is ``infer.py``: the model is loaded by
-``speechmodel.inference.load_model`` and every input goes through
+``load_model`` is ``speechmodel.load_model``, the one way to load a model
+from Python: the file is opened by ``speechmodel.inference.load_model``
+(names and run directories resolved by ``inference.resolve_model``) and
+wrapped in a ``Recognizer``. ``classify`` is ``infer.py``: every input goes through
 ``speechmodel.inference.Predictor`` (its batching, its windows and
 voicing-weighted timeline for long audio, its failure reasons), so the
 command line and the API give the same probabilities for the same file.
@@ -37,6 +39,7 @@ import numpy as np
 
 from speechmodel import audio as audio_lib
 from speechmodel import inference
+from speechmodel.errors import ParameterError
 
 __all__ = ["Classification", "Recognizer", "TimelineWindow", "load_model"]
 
@@ -135,7 +138,7 @@ def _as_channels_last(samples):
     if samples.ndim == 1:
         return samples
     if samples.ndim != 2:
-        raise ValueError(
+        raise ParameterError(
             "An audio array is 1-D (mono) or 2-D (samples, channels) or "
             f"(channels, samples). Received: shape={samples.shape}"
         )
@@ -150,12 +153,12 @@ def _write_array(samples, sample_rate, directory):
     import soundfile as sf
 
     if sample_rate is None:
-        raise ValueError(
+        raise ParameterError(
             "A NumPy array needs its sample rate: classify(samples, "
             "sample_rate=44100). Received: sample_rate=None"
         )
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ValueError(f"`sample_rate` must be a positive integer (Hz). Received: sample_rate={sample_rate!r}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ParameterError(f"`sample_rate` must be a positive integer (Hz). Received: sample_rate={sample_rate!r}")
     samples = _as_channels_last(samples)
     if samples.dtype == np.int16:
         subtype = "PCM_16"
@@ -164,7 +167,7 @@ def _write_array(samples, sample_rate, directory):
     elif np.issubdtype(samples.dtype, np.floating):
         samples, subtype = samples.astype(np.float32, copy=False), "FLOAT"
     else:
-        raise TypeError(
+        raise ParameterError(
             "An audio array holds floats in [-1, 1] or int16 / int32 samples. "
             f"Received: dtype={samples.dtype}"
         )
@@ -177,12 +180,9 @@ def _write_array(samples, sample_rate, directory):
 class Recognizer:
     """A loaded emotion model with a Python API (``classify``, ``embed``).
 
-    Made by ``speechmodel.load_model`` / ``Recognizer.from_preset``. For
-    callers of the older ``speechmodel.load_model``, which returned the
-    Keras ``EmotionRecognizer``, a Recognizer of a Keras model still
-    behaves as that model: calling it (``rec({"waveforms", "lengths"})``)
-    and any attribute it does not define (``class_names``, ``classifier``,
-    ``predict``, ``summary``...) go to ``rec.keras_model``.
+    Made by ``speechmodel.load_model``. ``class_names``, ``sample_rate``
+    and ``path`` are the model's; the Keras ``EmotionRecognizer`` of a
+    model run by Keras is ``keras_model`` (call it, ``keras_model.classifier``).
 
     Args:
         model: a ``speechmodel.inference.InferenceModel``
@@ -195,40 +195,15 @@ class Recognizer:
 
     def __init__(self, model, *, batch_size=32, window=4.0, hop=2.0, max_utterance=20.0):
         if not isinstance(model, inference.InferenceModel):
-            raise TypeError(
+            raise ParameterError(
                 "`model` must be a loaded speechmodel.inference model (use "
-                f"speechmodel.load_model(path)). Received: {type(model).__name__}"
+                f"speechmodel.load_model(path)). Received: model={type(model).__name__}"
             )
         self.model = model
         self.batch_size = batch_size
         self.window = float(window)
         self.hop = float(hop)
         self.max_utterance = float(max_utterance)
-
-    # --- Loading -----------------------------------------------------------
-
-    @classmethod
-    def load(cls, model=None, *, runtime=None, precision="float32", **options):
-        """``model``: None (the shipped ``"default"``), a shipped model's
-        name (``"fast"``), a ``.keras`` or ``.skz`` file or a run directory.
-        ``runtime``: ``"auto"`` (ONNX Runtime when it can, the default),
-        ``"onnx"`` or ``"keras"``; ``precision``: ``"float32"`` or
-        ``"int8"`` (ONNX); see ``speechmodel.inference.load_model``.
-
-        Raises:
-            speechmodel.inference.ModelError (a ``ValueError``): missing,
-                not a model of this toolkit, or it fails to load; the
-                message names the file and says why.
-        """
-        spec = inference.DEFAULT_MODEL if model in (None, "") else model
-        return cls(inference.load_model(spec, runtime=runtime, precision=precision), **options)
-
-    @classmethod
-    def from_preset(cls, name="default", **options):
-        """A shipped model by name (``speechmodel.presets.PRESETS``)."""
-        from speechmodel import presets
-
-        return cls.load(presets.preset_path(name), **options)
 
     # --- The model ---------------------------------------------------------
 
@@ -250,26 +225,6 @@ class Recognizer:
     def path(self):
         return self.model.path
 
-    def __call__(self, *args, **kwargs):
-        if self.keras_model is None:
-            raise TypeError(f"a {self.model.kind} model is not a Keras model: use classify()")
-        return self.keras_model(*args, **kwargs)
-
-    def __getattr__(self, name):
-        # Only for names this class does not define (old callers of the
-        # Keras model); never for private names (copy, pickle).
-        if name.startswith("_") or name == "model":
-            raise AttributeError(name)
-        keras_model = self.__dict__.get("model") and getattr(self.__dict__["model"], "recognizer", None)
-        if keras_model is None:
-            loaded = self.__dict__.get("model")
-            hint = (
-                " (it runs on ONNX Runtime: speechmodel.load_model(..., runtime='keras') "
-                "gives the Keras model)" if getattr(loaded, "kind", None) == "onnx" else ""
-            )
-            raise AttributeError(f"'Recognizer' object has no attribute {name!r}{hint}")
-        return getattr(keras_model, name)
-
     def __repr__(self):
         return f"Recognizer(path={self.path!r}, kind={self.model.kind!r}, classes={self.class_names})"
 
@@ -285,9 +240,9 @@ class Recognizer:
             elif isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview)) or audio_lib.is_file_like(item):
                 out.append(stack.enter_context(audio_lib.as_file(item)))
             else:
-                raise TypeError(
+                raise ParameterError(
                     "An input is a path, a NumPy array (with sample_rate), the bytes of an "
-                    f"audio file or a binary file object. Received: {type(item).__name__}"
+                    f"audio file or a binary file object. Received: inputs=<{type(item).__name__}>"
                 )
         return out
 
@@ -346,8 +301,8 @@ class Recognizer:
         Raises:
             speechmodel.AudioError: one input (not a list) that cannot be
                 analysed; the message names it.
-            ValueError, TypeError: bad options, an array without
-                ``sample_rate``, an input of another type.
+            speechmodel.ParameterError (a ``ValueError``): bad options,
+                an array without ``sample_rate``, an input of another type.
         """
         single = _is_single(inputs)
         items = [inputs] if single else list(inputs)
@@ -431,11 +386,13 @@ class Recognizer:
 
         Raises:
             speechmodel.AudioError: one input that cannot be read.
-            TypeError: a classical model, or a classifier without segment
-                embeddings.
+            speechmodel.ParameterError: a classical model, or a classifier
+                without segment embeddings.
         """
         if not hasattr(self.model, "embed_waveforms"):
-            raise TypeError(f"a {self.model.kind} model has no embeddings; use a Keras model")
+            raise ParameterError(
+                f"a {self.model.kind} model has no embeddings; use a Keras model. Received: model={self.path!r}"
+            )
         single = _is_single(inputs)
         results = []
         for item in [inputs] if single else list(inputs):
@@ -452,6 +409,30 @@ class Recognizer:
         return results[0] if single else results
 
 
-def load_model(model=None, **options):
-    """``Recognizer.load``: see ``speechmodel.load_model``."""
-    return Recognizer.load(model, **options)
+def load_model(model=None, *, runtime=None, precision="float32", batch_size=32, window=4.0, hop=2.0,
+               max_utterance=20.0):
+    """A ready-to-use emotion model: a ``Recognizer`` (``classify``, ``embed``).
+
+    Args:
+        model: None (the shipped ``"default"``, the Whisper-based model), a
+            shipped model's name (``"fast"``; ``speechmodel.presets``), a
+            ``.keras`` file written by ``train.py``, its run directory, or a
+            classical ``.skz`` model.
+        runtime: ``"auto"`` (ONNX Runtime when it can, the default, or
+            ``$SPEECHMODEL_RUNTIME``), ``"onnx"`` or ``"keras"``.
+        precision: ``"float32"``, or ``"int8"`` on ONNX.
+        batch_size, window, hop, max_utterance: see ``Recognizer``.
+
+    Returns:
+        A ``Recognizer``; ``rec.keras_model`` is the Keras
+        ``EmotionRecognizer`` of a model run by Keras (``runtime="keras"``).
+
+    Raises:
+        speechmodel.ModelError (a ``ValueError``): the file is missing, not
+            a model of this toolkit, fails to load, or its ``config.json``
+            is too large; an unknown name (the closest shipped name is
+            suggested). The message names the file.
+        speechmodel.ParameterError: a bad ``runtime`` or ``precision``.
+    """
+    loaded = inference.load_model(model, runtime=runtime, precision=precision)
+    return Recognizer(loaded, batch_size=batch_size, window=window, hop=hop, max_utterance=max_utterance)

@@ -85,7 +85,7 @@ def test_a_string_is_one_path_and_a_bad_file_raises_a_typed_error(rec, tmp_path)
     with pytest.raises(speechmodel.AudioError) as caught:
         rec.classify(b"RIFF garbage, not a wav")
     assert caught.value.path == "<bytes>"
-    with pytest.raises(TypeError, match="Received: int"):
+    with pytest.raises(speechmodel.ParameterError, match="Received: inputs=<int>"):
         rec.classify(42)
 
 
@@ -134,7 +134,7 @@ def test_bytes_and_file_objects(rec, tmp_path):
     assert [type(r).__name__ for r in mixed] == ["Classification", "Classification", "Failure"]
     assert mixed[2].file == "<bytes>"
     with open(CLIPS[0]) as text:  # text mode is refused with a hint
-        with pytest.raises(TypeError, match="binary mode"):
+        with pytest.raises(speechmodel.ParameterError, match="binary mode"):
             rec.classify(text)
 
 
@@ -199,25 +199,41 @@ def test_embed_on_a_pretrained_front_end():
     assert rec.classify(wave, sample_rate=16000).label in ("a", "b", "c")
 
 
-def test_load_model_keeps_the_keras_model_behaviour(rec):
+def test_the_keras_model_is_rec_keras_model_and_nothing_is_forwarded(rec):
+    from speechmodel.inference.loading import load_keras_model
     from speechmodel.models.recognizer import EmotionRecognizer
 
     assert isinstance(rec, speechmodel.Recognizer)
     assert isinstance(rec.keras_model, EmotionRecognizer)
     assert rec.class_names == rec.keras_model.class_names
-    assert rec.classifier is rec.keras_model.classifier  # delegated
     wave = load_audio(CLIPS[0])
-    probs = np.asarray(rec({"waveforms": wave[None], "lengths": np.array([len(wave)])}))
+    probs = np.asarray(rec.keras_model({"waveforms": wave[None], "lengths": np.array([len(wave)])}))
     np.testing.assert_allclose(probs[0], _probs(rec.classify(CLIPS[0])), atol=1e-4)
-    with pytest.raises(AttributeError):
-        rec.no_such_attribute
-    bare = speechmodel.load_keras_model("fast")
-    assert isinstance(bare, EmotionRecognizer)
-    assert speechmodel.Recognizer.from_preset("fast").path == rec.path
-    with pytest.raises(ValueError, match="shipped"):
-        speechmodel.Recognizer.from_preset("nope")
+    # The Keras model's attributes are not the Recognizer's: one way to each.
+    for name in ("classifier", "no_such_attribute", "summary"):
+        with pytest.raises(AttributeError):
+            getattr(rec, name)
+    with pytest.raises(TypeError):
+        rec({"waveforms": wave[None], "lengths": np.array([len(wave)])})
+    assert not hasattr(api.Recognizer, "load") and not hasattr(api.Recognizer, "from_preset")
+    bare = load_keras_model("fast")
+    assert isinstance(bare, EmotionRecognizer) and bare.class_names == rec.class_names
+    assert speechmodel.load_model is api.load_model
+
+
+def test_load_model_names_the_problem_and_the_closest_shipped_model():
     with pytest.raises(speechmodel.ModelError, match="model file not found"):
         speechmodel.load_model("/no/such/model.keras")
+    with pytest.raises(speechmodel.ModelError) as caught:
+        speechmodel.load_model("defualt")
+    assert str(caught.value) == (
+        "defualt: no such model file, and no shipped model of that name; did you mean 'default'? "
+        "shipped models: default, fast"
+    )
+    with pytest.raises(speechmodel.ModelError, match="nope: .*; shipped models: default, fast$"):
+        speechmodel.load_model("nope")
+    with pytest.raises(speechmodel.ParameterError, match="Received: runtime='gpu'"):
+        speechmodel.load_model("fast", runtime="gpu")
 
 
 def test_load_audio_takes_bytes_and_file_objects_and_features_return_numpy():
@@ -259,3 +275,28 @@ def test_classify_min_confidence_labels_uncertain_and_keeps_the_probabilities(re
     assert silent.label == "no speech"
     with pytest.raises(ValueError, match="min_confidence"):
         rec.classify(CLIPS[1], min_confidence=-0.1)
+
+
+@pytest.mark.parametrize("call, quoted", [
+    (lambda rec, wave: rec.classify(wave), "sample_rate=None"),
+    (lambda rec, wave: rec.classify(wave, sample_rate=0), "sample_rate=0"),
+    (lambda rec, wave: rec.classify(wave, sample_rate=16000.5), "sample_rate=16000.5"),
+    (lambda rec, wave: rec.classify(wave[None, None], sample_rate=16000), "shape=(1, 1, "),
+    (lambda rec, wave: rec.classify(wave.astype(np.complex64), sample_rate=16000), "dtype=complex64"),
+    (lambda rec, wave: rec.classify(CLIPS[0], window=2, hop=3), "hop=3, window=2"),
+    (lambda rec, wave: rec.classify(CLIPS[0], window=0), "window=0"),
+    (lambda rec, wave: rec.classify(CLIPS[0], min_confidence=2), "min_confidence=2"),
+    (lambda rec, wave: rec.classify(42), "inputs=<int>"),
+    (lambda rec, wave: rec.embed(wave), "sample_rate=None"),
+    (lambda rec, wave: rec.embed(wave[None, None], sample_rate=16000), "shape=(1, 1, "),
+    (lambda rec, wave: speechmodel.load_audio(CLIPS[0], sample_rate=0), "sample_rate=0"),
+    (lambda rec, wave: speechmodel.load_audio(42), "source=<int>"),
+    (lambda rec, wave: api.Recognizer("fast"), "model=str"),
+])
+def test_bad_arguments_raise_a_parameter_error_quoting_the_value(rec, call, quoted):
+    wave = load_audio(CLIPS[0])
+    with pytest.raises(speechmodel.ParameterError) as caught:
+        call(rec, wave)
+    assert isinstance(caught.value, speechmodel.Error) and isinstance(caught.value, ValueError)
+    assert f"Received: " in str(caught.value) and quoted in str(caught.value)
+    assert "\n" not in str(caught.value)

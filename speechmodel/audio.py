@@ -43,7 +43,7 @@ import tempfile
 import numpy as np
 import soundfile as sf
 import soxr
-from speechmodel.errors import Error
+from speechmodel.errors import Error, ParameterError
 
 DEFAULT_SAMPLE_RATE = 16000
 
@@ -472,7 +472,7 @@ def to_mono(y):
     if y.ndim == 1:
         return y
     if y.ndim != 2:
-        raise ValueError(
+        raise ParameterError(
             "Audio must be 1-D or (samples, channels). "
             f"Received: shape={y.shape}"
         )
@@ -493,7 +493,7 @@ def resample(y, *, orig_sr, target_sr):
         float32 signal at ``target_sr``.
     """
     if orig_sr <= 0 or target_sr <= 0:
-        raise ValueError(
+        raise ParameterError(
             "Sample rates must be positive. "
             f"Received: orig_sr={orig_sr}, target_sr={target_sr}"
         )
@@ -551,9 +551,9 @@ def as_file(source):
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif is_file_like(source):
-        text_mode = TypeError(
+        text_mode = ParameterError(
             f"{name}: the file object is open in text mode; open audio "
-            "files in binary mode (open(path, 'rb'))"
+            "files in binary mode (open(path, 'rb')). Received: a text file object"
         )
         if isinstance(source, io.TextIOBase):
             raise text_mode
@@ -562,9 +562,9 @@ def as_file(source):
             raise text_mode
         data = bytes(data)
     else:
-        raise TypeError(
+        raise ParameterError(
             "An audio source is a path, the bytes of an audio file or a binary "
-            f"file object. Received: {type(source).__name__}"
+            f"file object. Received: source=<{type(source).__name__}>"
         )
     fd, path = tempfile.mkstemp(prefix="speechmodel-audio-")
     try:
@@ -663,8 +663,13 @@ def load_audio(path, *, sample_rate=DEFAULT_SAMPLE_RATE, mono=True):
             or non-finite samples. The message names the file (bytes:
             ``<bytes>``; a file object: its ``name``, else
             ``<file object>``).
-        TypeError: not a path, bytes or a binary file object.
+        ParameterError: not a path, bytes or a binary file object; a
+            ``sample_rate`` that is not a positive integer.
     """
+    if sample_rate is not None and (
+        isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0
+    ):
+        raise ParameterError(f"`sample_rate` must be a positive integer (Hz) or None. Received: sample_rate={sample_rate!r}")
     if isinstance(path, (str, os.PathLike)):
         return _load_path(os.fspath(path), sample_rate=sample_rate, mono=mono)
     with as_file(path) as (file, name):

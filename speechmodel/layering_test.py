@@ -22,6 +22,8 @@ LOW = {
     "speechmodel/errors.py": UPPER,
     "speechmodel/fileio.py": UPPER,
     "speechmodel/speaker_statistics.py": UPPER,
+    # The table of the shipped models: names and files, nothing that loads them.
+    "speechmodel/presets": UPPER,
     # Inference uses the models, never the command, the API or the server.
     "speechmodel/inference": ("speechmodel.cli", "speechmodel.api", "speechmodel.serve",
                               "speechmodel.training"),
@@ -75,3 +77,29 @@ def test_the_check_sees_lazy_and_relative_imports():
     assert climbs({"speechmodel.cli.flag_names", "speechmodel.client"}, ("speechmodel.cli",)) == [
         "speechmodel.cli.flag_names"
     ]
+
+
+def test_the_package_root_only_re_exports():
+    """``speechmodel/__init__.py`` defines no loader of its own and imports
+    nothing of the toolkit (every name comes lazily from its module), so
+    that no module below imports it back for a function."""
+    import ast
+
+    path = ROOT / "__init__.py"
+    tree = ast.parse(path.read_text())
+    functions = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    assert functions <= {"__getattr__", "__dir__", "_datasets_package", "datasets_module"}, functions
+    assert [m for m in imported_modules(path) if m.startswith("speechmodel")] == []
+
+
+def test_one_way_to_load_a_model():
+    """One resolver (``inference.loading.resolve_model``), one loader per
+    layer, one table of shipped names: no module reaches for the root's
+    old loaders or the removed copies."""
+    gone = {"speechmodel.load_keras_model", "speechmodel.check_config_size", "speechmodel.presets.resolve_model",
+            "speechmodel.serve.resolve_model", "speechmodel.inference.DEFAULT_MODEL"}
+    for path in sorted(ROOT.rglob("*.py")):
+        found = imported_modules(path) & gone
+        assert not found, (path, found)
+        if path.name != "api.py":
+            assert "speechmodel.load_model" not in imported_modules(path) or path.name.endswith("_test.py"), path

@@ -68,7 +68,7 @@ def tensorboard_tags(directory, run):
 def weights(path):
     import keras
 
-    from speechmodel import load_keras_model
+    from speechmodel.inference.loading import load_keras_model
 
     return [keras.ops.convert_to_numpy(w.value) for w in load_keras_model(str(path)).weights]
 
@@ -185,7 +185,7 @@ def test_init_from_fine_tunes_the_shipped_model_on_a_new_label_set(corpus, tmp_p
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"] == {"name": "speechmodel", "backbone": "cnn4"}
     assert saved["training"]["init_from"] == "fast"
-    from speechmodel import load_keras_model
+    from speechmodel.inference.loading import load_keras_model
 
     model = load_keras_model(str(out / "model.keras"))
     assert model.class_names == ["neutral", "angry"] and model.output_shape[-1] == 2

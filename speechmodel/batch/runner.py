@@ -202,14 +202,14 @@ def run_batch(
     from speechmodel.cli.infer_command import choose_model
 
     # infer.py's choice of model (the workers open the same with open_model).
-    loaded, problem = choose_model(model, inference.DEFAULT_MODEL, top_k=top_k, runtime=runtime)
+    loaded, problem = choose_model(model, presets.DEFAULT, top_k=top_k, runtime=runtime)
     if problem:
         raise ParameterError(problem)
     try:  # infer.py's checks of the options, before any work.
         inference.Predictor(loaded, batch_size=batch_size, window=window, hop=hop, max_utterance=max_utterance)
     except ValueError as exc:
         raise ParameterError(str(exc)) from None
-    spec = model or inference.DEFAULT_MODEL
+    spec = model or presets.DEFAULT
     model_file = os.path.abspath(inference.resolve_model(spec))
     description = {
         "task": task_name,

@@ -125,12 +125,12 @@ def main(argv):
 
     logging.set_verbosity(logging.ERROR)  # Failures get one line each, below.
     from speechmodel.cli import infer_command
-    from speechmodel.inference import DEFAULT_MODEL
+    from speechmodel import presets
 
     return infer_command.run(
         argv[1:],
         model=FLAGS.model,
-        default_model=DEFAULT_MODEL,
+        default_model=presets.DEFAULT,
         list_files=FLAGS.list,
         output_format=FLAGS.format,
         output=FLAGS.output,

@@ -54,7 +54,7 @@ from speechmodel.inference.formats import (
     format_table,
 )
 from speechmodel.inference.inputs import Inputs, collect_inputs, read_list_file
-from speechmodel.inference.loading import DEFAULT_MODEL, ModelError, load_model, resolve_model
+from speechmodel.inference.loading import ModelError, load_model, resolve_model
 from speechmodel.inference.plots import plot_prediction, render_plot
 from speechmodel.inference.predictor import Predictor, predict
 from speechmodel.inference.results import Failure, Prediction, Report, Segment, Window, result_dict
@@ -82,7 +82,6 @@ _COMMAND_NAMES = {
 }
 
 __all__ = [
-    "DEFAULT_MODEL",
     "OUTPUT_FORMATS",
     "VOICING_FLOOR_DB",
     "VOICING_THRESHOLD",

@@ -4,9 +4,14 @@
 ``EmotionRecognizer`` (loaded with ``safe_mode=True``) becomes a
 ``KerasInferenceModel``, a classical scikit-learn archive (``.skz``, see
 ``speechmodel.classical.persistence``) a ``ClassicalInferenceModel``;
-anything else is a ``ModelError`` that says what the file is. The names of
-the shipped models (``speechmodel.presets``: ``default``, ``fast``) and run
-directories are resolved to their files.
+anything else is a ``ModelError`` that says what the file is.
+``resolve_model`` is the one place a model's name becomes a file: the names
+of the shipped models (``speechmodel.presets``: ``default``, ``fast``), run
+directories (their ``model.keras`` or classical ``model.skz``) and paths.
+``load_keras_model`` is the one checked way to the Keras
+``EmotionRecognizer`` of a file. The public entry is
+``speechmodel.load_model``, a ``Recognizer`` over what ``load_model`` here
+returns.
 
 The runtime of a ``.keras`` model (``runtime``): ``"onnx"`` runs the graphs
 ``onnx_export`` derives from the file on ONNX Runtime
@@ -22,12 +27,17 @@ import os
 import re
 import zipfile
 
-from speechmodel.errors import Error
+from speechmodel import presets
+from speechmodel.errors import Error, ParameterError
 from speechmodel.inference.backends import ClassicalInferenceModel, KerasInferenceModel
 
-# The shipped model used without --model: a name of speechmodel.presets
-# ("default", "fast"), resolved to the package's file by load_model.
-DEFAULT_MODEL = "default"
+# The deployable model of a run directory (train.py's), in the order looked for.
+RUN_MODEL_FILES = ("model.keras", "model.skz")
+MODEL_EXTENSIONS = (".keras", ".skz")
+# A model's config.json is a few kB (the shipped model's: 2 kB); a larger one
+# is refused before it is read, so that a crafted file cannot make the
+# loader parse hundreds of MB.
+MAX_CONFIG_BYTES = 16 * 2**20
 
 RUNTIMES = ("auto", "onnx", "keras")
 PRECISIONS = ("float32", "int8")
@@ -47,8 +57,6 @@ def resolve_runtime(runtime=None):
     Raises:
         ParameterError: not one of ``RUNTIMES``.
     """
-    from speechmodel.errors import ParameterError
-
     value = runtime if runtime is not None else (os.environ.get("SPEECHMODEL_RUNTIME") or "auto")
     if value not in RUNTIMES:
         where = "" if runtime is not None else " (from $SPEECHMODEL_RUNTIME)"
@@ -73,28 +81,74 @@ def _zip_names(path):
         raise ModelError(path, f"corrupt model archive ({exc})") from None
 
 
-def resolve_model(spec):
-    """A shipped model's name (``default``, ``fast``) -> its file; a run
-    directory -> its ``model.keras``; anything else as it is."""
-    from speechmodel import presets
+def resolve_model(spec=None):
+    """The model file a user means.
 
+    ``None``/``""`` -> the shipped default (``speechmodel.presets.DEFAULT``);
+    a shipped model's name (``default``, ``fast``; a path of that name wins)
+    -> its file; a run directory -> its ``model.keras``, else its classical
+    ``model.skz``; an existing file -> itself.
+
+    Raises:
+        ModelError: a directory holding no model; a name that is neither a
+            file nor a shipped model (the message suggests the closest
+            shipped name and lists them); a path that does not exist.
+    """
+    if spec is None or spec == "":
+        return presets.preset_path(presets.DEFAULT)
     spec = os.fspath(spec)
-    try:
-        return presets.resolve_model(spec)
-    except ValueError:
+    if presets.is_preset(spec) and not os.path.exists(spec):
+        return presets.preset_path(spec)
+    if os.path.isdir(spec):
+        for name in RUN_MODEL_FILES:
+            if os.path.isfile(os.path.join(spec, name)):
+                return os.path.join(spec, name)
+        raise ModelError(
+            spec,
+            f"is a directory without a model ({' or '.join(RUN_MODEL_FILES)}, what train.py writes in a "
+            "run directory); pass a model file or a run directory (a SavedModel export is for "
+            "TensorFlow Serving)",
+        )
+    if os.path.exists(spec):
         return spec
+    if os.sep in spec or "/" in spec or spec.endswith(MODEL_EXTENSIONS):
+        raise ModelError(spec, "model file not found")
+    raise ModelError(spec, f"no such model file, and no shipped model of that name; {presets.unknown_name(spec)}")
 
 
-def load_model(path, *, runtime=None, precision="float32"):
+def check_config_size(path, *, limit=MAX_CONFIG_BYTES):
+    """Refuses a ``.keras`` archive whose ``config.json`` is over ``limit``
+    bytes, from the archive's directory, before anything is read.
+
+    Raises:
+        ModelError: names the file and the sizes. (A file that is not a zip
+            archive, or has no ``config.json``, passes: the loader reports
+            it.)
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("config.json")
+    except (KeyError, OSError, zipfile.BadZipFile, ValueError):
+        return
+    size = max(info.file_size, info.compress_size)
+    if size > limit:
+        raise ModelError(
+            path,
+            f"its config.json is {size / 2**20:.0f} MB, over the {limit / 2**20:.0f} MB a model's "
+            "configuration can take (a real one is a few kB); refusing to load it",
+        )
+
+
+def load_model(path=None, *, runtime=None, precision="float32"):
     """Loads a model for inference, executing no code from the file.
 
     Args:
         path: a ``.keras`` file holding an ``EmotionRecognizer`` (what
             ``train.py`` writes as ``model.keras``), a classical model
-            archive (``model.skz``), a run directory holding a
-            ``model.keras``, or the name of a shipped model
-            (``speechmodel.presets``: ``"default"``, ``"fast"``). The kind is
-            read from the content.
+            archive (``model.skz``), a run directory holding either, the
+            name of a shipped model (``speechmodel.presets``: ``"default"``,
+            ``"fast"``), or None (the default); see ``resolve_model``. The
+            kind is read from the content.
         runtime: for a ``.keras`` model: ``"auto"``, ``"onnx"`` or
             ``"keras"`` (see the module docstring); None:
             ``$SPEECHMODEL_RUNTIME``, else ``"auto"``.
@@ -111,24 +165,12 @@ def load_model(path, *, runtime=None, precision="float32"):
     """
     runtime = resolve_runtime(runtime)
     if precision not in PRECISIONS:
-        from speechmodel.errors import ParameterError
-
         raise ParameterError(f"`precision` must be one of {', '.join(PRECISIONS)}. Received: precision={precision!r}")
     if precision != "float32" and runtime == "keras":
-        from speechmodel.errors import ParameterError
-
         raise ParameterError(
             f"precision {precision} is for the ONNX runtime. Received: precision={precision!r}, runtime='keras'"
         )
     path = resolve_model(path)
-    if not os.path.exists(path):
-        raise ModelError(path, "model file not found")
-    if os.path.isdir(path):
-        raise ModelError(
-            path,
-            "is a directory, not a model file (pass the .keras file written "
-            "by train.py; a SavedModel export is for TensorFlow Serving)",
-        )
     if os.path.getsize(path) == 0:
         raise ModelError(path, "model file is empty (0 bytes)")
     if not zipfile.is_zipfile(path):
@@ -216,13 +258,7 @@ def foreign_object(config, where="config"):
 
 def _keras_config(path):
     """The checked ``config.json`` of an ``EmotionRecognizer`` archive."""
-    from speechmodel import check_config_size
-
-    try:
-        check_config_size(path)  # Before config.json is read.
-    except ValueError as exc:
-        reason = str(exc)
-        raise ModelError(path, reason[len(f"{path}: "):] if reason.startswith(f"{path}: ") else reason) from None
+    check_config_size(path)  # Before config.json is read.
     try:
         with zipfile.ZipFile(path) as zf:
             config = json.loads(zf.read("config.json").decode("utf-8"))
@@ -286,6 +322,19 @@ def _load_onnx(path, config, runtime, precision):
 
 
 def _load_keras(path):
+    return KerasInferenceModel(load_keras_model(path), path)
+
+
+def load_keras_model(path=None):
+    """The Keras ``EmotionRecognizer`` of a model file (a name, a run
+    directory or a path, as ``resolve_model``), for training and export:
+    checked as ``load_model`` checks it and loaded in Keras' safe mode,
+    uncompiled. Inference goes through ``load_model``.
+
+    Raises:
+        ModelError: as ``load_model``.
+    """
+    path = resolve_model(path)
     _keras_config(path)
     import warnings
 
@@ -317,4 +366,4 @@ def _load_keras(path):
             path,
             f"loads as {type(model).__name__}, not a speechmodel EmotionRecognizer",
         )
-    return KerasInferenceModel(model, path)
+    return model

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from speechmodel import errors
+from speechmodel import errors, presets
 from speechmodel.inference import loading
 from speechmodel.models.recognizer import EmotionRecognizer
 from speechmodel.tests.inference_fixtures import CLASSES
@@ -91,12 +91,48 @@ def test_a_model_naming_code_outside_keras_is_refused_saying_what(tmp_path, mode
 def test_resolve_model_names_shipped_models_and_run_directories(tmp_path):
     fast = loading.resolve_model("fast")
     assert fast.endswith(".keras") and os.path.isfile(fast)
+    assert loading.resolve_model(None) == loading.resolve_model("default") == presets.preset_path(presets.DEFAULT)
     run = tmp_path / "run"
     run.mkdir()
     (run / "model.keras").write_bytes(b"")
     assert loading.resolve_model(str(run)) == str(run / "model.keras")
+    # A classical run: its model.skz, as a deep run's model.keras.
+    classical = tmp_path / "classical"
+    classical.mkdir()
+    (classical / "model.skz").write_bytes(b"")
+    assert loading.resolve_model(classical) == str(classical / "model.skz")
+    (tmp_path / "mine.keras").write_bytes(b"")
     assert loading.resolve_model(str(tmp_path / "mine.keras")) == str(tmp_path / "mine.keras")
-    # Neither a name nor a path: left as it is, for load_model to say "not found".
-    assert loading.resolve_model("nonesuch") == "nonesuch"
-    with pytest.raises(loading.ModelError, match="nonesuch: model file not found"):
+    with pytest.raises(loading.ModelError, match="is a directory without a model"):
+        loading.resolve_model(tmp_path / "run" / "..")
+    with pytest.raises(loading.ModelError, match="other.keras: model file not found"):
+        loading.resolve_model(str(tmp_path / "other.keras"))
+    with pytest.raises(loading.ModelError, match="nonesuch: no such model file, and no shipped model of that name"):
         loading.load_model("nonesuch")
+    with pytest.raises(loading.ModelError, match=r"fats: .*did you mean 'fast'\? shipped models: default, fast"):
+        loading.load_model("fats")
+
+
+def test_a_classical_run_directory_loads_its_model(tmp_path):
+    from speechmodel.classical import persistence
+    from speechmodel.classical.classifiers import ClassicalModel
+    from speechmodel.classical.features import ClassicalFeatureConfig
+
+    rng = np.random.default_rng(0)
+    y = np.arange(30) % len(CLASSES)
+    config = ClassicalFeatureConfig(features=("mfcc", "zcr"), aggregators=("mean", "std"), n_mfcc=3)
+    model = ClassicalModel("svm", feature_config=config, class_names=list(CLASSES)).fit(rng.normal(size=(30, 8)), y)
+    run = tmp_path / "run"
+    run.mkdir()
+    persistence.save_model(model, str(run / "model.skz"))
+    loaded = loading.load_model(run)
+    assert loaded.kind == "classical" and loaded.path == str(run / "model.skz")
+
+
+def test_check_config_size_refuses_a_huge_config_naming_the_file(tmp_path):
+    big = tmp_path / "big.keras"
+    with zipfile.ZipFile(big, "w") as zf:
+        zf.writestr("config.json", b" " * 200)
+    loading.check_config_size(big)
+    with pytest.raises(loading.ModelError, match=r"big.keras: its config.json is 0 MB, over the 0 MB"):
+        loading.check_config_size(big, limit=100)

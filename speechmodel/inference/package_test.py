@@ -11,7 +11,6 @@ from speechmodel import inference
 # The public names of the one-module speechmodel.inference, and where each
 # lives now.
 OLD_NAMES = {
-    "DEFAULT_MODEL": "speechmodel.inference.loading",
     "ModelError": "speechmodel.inference.loading",
     "load_model": "speechmodel.inference.loading",
     "InferenceModel": "speechmodel.inference.backends",

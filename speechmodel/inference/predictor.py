@@ -40,6 +40,7 @@ import sys
 
 import numpy as np
 
+from speechmodel.errors import ParameterError
 from speechmodel.inference.backends import InferenceModel
 from speechmodel.inference.loading import load_model
 from speechmodel.inference.results import Failure, Prediction, Report, Segment, Window
@@ -114,8 +115,8 @@ class Predictor:
             card gives a threshold measured on validation speakers).
 
     Raises:
-        ValueError: an option is out of range, or attention is asked of a
-            model that has none.
+        speechmodel.ParameterError (a ``ValueError``): an option is out of
+            range, or attention is asked of a model that has none.
     """
 
     def __init__(
@@ -138,13 +139,13 @@ class Predictor:
         if min_confidence is not None and not (
             isinstance(min_confidence, (int, float)) and 0 <= min_confidence <= 1
         ):
-            raise ValueError(
+            raise ParameterError(
                 "`min_confidence` must be a probability between 0 and 1. "
                 f"Received: min_confidence={min_confidence!r}"
             )
         self.min_confidence = None if min_confidence is None else float(min_confidence)
         if same_speaker and getattr(model, "speaker_normalization", None) is None:
-            raise ValueError(
+            raise ParameterError(
                 "same-speaker normalisation needs a model trained with speaker normalisation "
                 "(train.py --set model.speaker_normalization=true); this model "
                 f"({getattr(model, 'path', None) or type(model).__name__}) was not. "
@@ -152,46 +153,46 @@ class Predictor:
             )
         self.same_speaker = bool(same_speaker)
         if not (isinstance(speaker_prior, (int, float)) and 0 <= speaker_prior < float("inf")):
-            raise ValueError(
+            raise ParameterError(
                 "`speaker_prior` must be a number of segments, 0 or more. "
                 f"Received: speaker_prior={speaker_prior!r}"
             )
         self.speaker_prior = float(speaker_prior)
         self.speaker_files = None  # Files the last predict's statistics came from.
         if segment not in ("windows", "vad"):
-            raise ValueError(f"`segment` must be windows or vad. Received: segment={segment!r}")
+            raise ParameterError(f"`segment` must be windows or vad. Received: segment={segment!r}")
         if segment == "vad":
             from speechmodel import vad as vad_module
 
             if attention:
-                raise ValueError(
+                raise ParameterError(
                     "attention weights are reported for clips and windows, not for "
                     "utterances cut by the VAD. Received: attention=True, segment=vad"
                 )
             try:
                 vad = vad_module.resolve_detector(vad)
             except vad_module.VADUnavailable as exc:
-                raise ValueError(str(exc)) from None
+                raise ParameterError(str(exc)) from None
         self.segment = segment
         self.vad = vad
         if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
+            raise ParameterError(f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}")
         if not window > 0:
-            raise ValueError(f"`window` must be positive (seconds). Received: window={window!r}")
+            raise ParameterError(f"`window` must be positive (seconds). Received: window={window!r}")
         if not 0 < hop <= window:
-            raise ValueError(
+            raise ParameterError(
                 "`hop` must be positive and at most `window` so that the "
                 f"windows cover the recording. Received: hop={hop!r}, window={window!r}"
             )
         if not max_utterance > 0:
-            raise ValueError(
+            raise ParameterError(
                 f"`max_utterance` must be positive (seconds). Received: max_utterance={max_utterance!r}"
             )
         if not block_seconds > 0:
-            raise ValueError(f"`block_seconds` must be positive. Received: block_seconds={block_seconds!r}")
+            raise ParameterError(f"`block_seconds` must be positive. Received: block_seconds={block_seconds!r}")
         if attention and not model.has_attention:
             name = type(getattr(model, "classifier", getattr(model, "model", model))).__name__
-            raise ValueError(
+            raise ParameterError(
                 f"attention weights are not available for this model (a {model.kind} "
                 f"model, classifier {name}): they exist for SpeechModel "
                 "(DCNN-BLSTMwA) classifiers. Received: attention=True"

@@ -22,25 +22,6 @@ import socket
 import sys
 import tempfile
 
-def presets():
-    """The names of the shipped models (``speechmodel.presets``)."""
-    from speechmodel.presets import PRESETS
-
-    return sorted(PRESETS)
-
-
-def resolve_model(spec):
-    """``None``/``"default"`` -> the shipped default; another preset name ->
-    its shipped file; a run directory -> its model.keras; a path -> it.
-
-    Raises:
-        ValueError: none of these (names the presets).
-    """
-    from speechmodel.presets import resolve_model as resolve
-
-    return resolve(spec)
-
-
 def build_parser():
     p = argparse.ArgumentParser(
         prog="python -m speechmodel.serve",
@@ -131,12 +112,12 @@ def _stop(signum, frame):
 
 
 def _serve(args, prog, tmpdir):
-    from speechmodel.inference import ModelError, load_model
+    from speechmodel import presets
+    from speechmodel.inference import load_model
 
     try:
-        path = resolve_model(args.model)
-        model = load_model(path, runtime=args.runtime, precision=args.precision)
-    except (ValueError, ModelError) as exc:
+        model = load_model(args.model, runtime=args.runtime, precision=args.precision)
+    except ValueError as exc:  # ModelError, ParameterError
         print(f"{prog}: error: cannot use the model: {exc}", file=sys.stderr)
         return 2
     import uvicorn
@@ -151,12 +132,13 @@ def _serve(args, prog, tmpdir):
         upload_grace=args.upload_grace,
     )
     defaults = Defaults(window=args.window, hop=args.hop, max_utterance=args.max_utterance, vad=args.vad)
+    name = args.model or presets.DEFAULT
     try:
         uploads = os.path.join(tmpdir, "uploads")
         os.makedirs(uploads, mode=0o700)
         service = EmotionService(model, limits=limits, defaults=defaults, max_batch=args.max_batch,
                                  max_wait=args.max_wait_ms / 1000, tmpdir=uploads,
-                                 model_name=(args.model or "default") if (args.model or "default") in presets() else None)
+                                 model_name=name if presets.is_preset(name) else None)
         service.options({})  # Checks the defaults.
     except Exception as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
@@ -178,7 +160,7 @@ def _serve(args, prog, tmpdir):
     import numpy as np
 
     service.batcher.classify([np.zeros(model.sample_rate, np.float32)])
-    print(f"serving {path} ({len(model.class_names)} classes) on http://{shown}:{port}", flush=True)
+    print(f"serving {model.path} ({len(model.class_names)} classes) on http://{shown}:{port}", flush=True)
     config = uvicorn.Config(app, log_level=args.log_level, lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     try:

@@ -210,10 +210,10 @@ def _takes_waveforms(config, model=None):
 def init_from_path(spec):
     """The ``.keras`` file ``training.init_from`` names: a path, a shipped
     model's name (``default``, ``fast``) or a run directory."""
-    from speechmodel import presets
+    from speechmodel.inference.loading import resolve_model
 
     try:
-        path = presets.resolve_model(spec)
+        path = resolve_model(spec)
     except ValueError as exc:
         raise RunError(f"training.init_from: {exc}") from None
     if not (path.endswith(".keras") and os.path.isfile(path)):
@@ -282,7 +282,7 @@ def _initial_model(spec, class_names, say):
     classes are ``class_names`` (same order), else rebuilt for
     ``class_names`` with every weight copied; in the output layer, a class
     the saved model knows keeps its weights, a new class starts afresh."""
-    from speechmodel import load_keras_model
+    from speechmodel.inference.loading import load_keras_model
 
     path = init_from_path(spec)
     try:

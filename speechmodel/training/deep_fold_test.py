@@ -9,7 +9,7 @@ from speechmodel.training.folds import RunError
 
 
 def _saved():
-    from speechmodel import load_keras_model
+    from speechmodel.inference.loading import load_keras_model
 
     return load_keras_model("fast")
 

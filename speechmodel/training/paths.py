@@ -43,9 +43,10 @@ def check_paths(config, *, output_dir=None):
     init = config["training"]["init_from"]
     if init is not None:
         from speechmodel import presets
+        from speechmodel.inference.loading import resolve_model
 
         try:
-            path = presets.resolve_model(init)
+            path = resolve_model(init)
         except ValueError:
             path = None
         if not (path and path.endswith(".keras") and os.path.isfile(path)):
