@@ -160,6 +160,28 @@ def test_an_unknown_shipped_model_name_is_a_usage_error(tmp_path):
     clip = ravdess_files("Actor_22/*.wav")[0]
     result = infer(clip, "--model", "fastest", cwd=tmp_path)
     assert result.returncode == 2 and "fastest" in result.stderr and "Traceback" not in result.stderr
+    result = infer(clip, "--model", "defualt", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert "defualt" in line and "did you mean 'default'? shipped models: default, fast" in line
+
+
+def test_a_classical_run_directory_is_found_as_a_deep_one(tmp_path):
+    from speechmodel.classical import persistence
+    from speechmodel.classical.classifiers import ClassicalModel
+    from speechmodel.classical.features import ClassicalFeatureConfig
+
+    config = ClassicalFeatureConfig(features=("mfcc", "zcr"), aggregators=("mean", "std"), n_mfcc=3)
+    features = np.random.default_rng(0).normal(size=(30, 8))
+    model = ClassicalModel("svm", feature_config=config, class_names=CLASSES).fit(features, np.arange(30) % 3)
+    run = tmp_path / "run"
+    persistence.save_model(model, run / "model.skz")
+    clip = ravdess_files("Actor_22/*.wav")[0]
+    result = infer("--model", run, "--format", "json", clip)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model"]["path"] == str(run / "model.skz")
+    assert [r["label"] in CLASSES for r in data["results"]] == [True]
 
 
 def test_help_and_usage_errors(tmp_path):
