@@ -3,9 +3,10 @@
 import keras
 
 from speechmodel.layers.adaptive_average_pooling import AdaptiveAveragePooling
+from speechmodel.models import image_head
 from speechmodel.models.base import FunctionalModel
 
-POOLINGS = (None, "avg", "max", "fc7")
+POOLINGS = (*image_head.POOLINGS, "fc7")
 
 
 @keras.saving.register_keras_serializable(package="speechmodel")
@@ -61,20 +62,12 @@ class AlexNet(FunctionalModel):
         **kwargs,
     ):
         input_shape = tuple(input_shape)
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}"
-            )
+        image_head.check_head(include_top=include_top, num_classes=num_classes, pooling=pooling, poolings=POOLINGS)
         if len(input_shape) != 3 or min(input_shape[:2]) < 63:
             raise ValueError(
                 "AlexNet needs inputs of at least 63x63 (height, width, "
                 "channels); resize smaller segments first (`input_size`). "
                 f"Received: input_shape={input_shape}"
-            )
-        if include_top and (not isinstance(num_classes, int) or num_classes < 1):
-            raise ValueError(
-                "`num_classes` must be a positive int with include_top=True. "
-                f"Received: num_classes={num_classes!r}"
             )
 
         # === Functional Model ===
@@ -110,10 +103,8 @@ class AlexNet(FunctionalModel):
                     num_classes, activation=classifier_activation,
                     name="classifier_6", dtype="float32",
                 )(x)
-        elif pooling == "avg":
-            x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        elif pooling == "max":
-            x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+        else:
+            x = image_head.global_pooling(x, pooling)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
 
         # === Config ===

@@ -86,11 +86,11 @@ _TORCHVISION_LAYOUT = {
     "alexnet": lambda shape: AlexNet(include_top=False, pooling="fc7", input_shape=shape, name="alexnet"),
     "alexnet_gap": lambda shape: AlexNet(include_top=False, pooling="avg", input_shape=shape, name="alexnet_gap"),
     "cnn4": lambda shape: CNN4(input_shape=shape, name="cnn4"),
-    "resnet18": lambda shape: ResNet.from_preset("resnet18", include_top=False, pooling="avg", input_shape=shape),
-    "resnet34": lambda shape: ResNet.from_preset("resnet34", include_top=False, pooling="avg", input_shape=shape),
-    "vgg11": lambda shape: VGG.from_preset("vgg11", include_top=False, pooling="avg", input_shape=shape),
-    "vgg11_bn": lambda shape: VGG.from_preset("vgg11", batch_norm=True, include_top=False, pooling="avg", input_shape=shape),
-    "vgg16_bn": lambda shape: VGG.from_preset("vgg16", batch_norm=True, include_top=False, pooling="avg", input_shape=shape),
+    "resnet18": lambda shape: ResNet.from_depth("resnet18", include_top=False, pooling="avg", input_shape=shape),
+    "resnet34": lambda shape: ResNet.from_depth("resnet34", include_top=False, pooling="avg", input_shape=shape),
+    "vgg11": lambda shape: VGG.from_depth("vgg11", include_top=False, pooling="avg", input_shape=shape),
+    "vgg11_bn": lambda shape: VGG.from_depth("vgg11", batch_norm=True, include_top=False, pooling="avg", input_shape=shape),
+    "vgg16_bn": lambda shape: VGG.from_depth("vgg16", batch_norm=True, include_top=False, pooling="avg", input_shape=shape),
 }
 
 _KERAS_APPLICATIONS = {

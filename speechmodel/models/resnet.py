@@ -2,11 +2,11 @@
 
 import keras
 
+from speechmodel.errors import ParameterError
 from speechmodel.models.base import FunctionalModel
+from speechmodel.models.image_head import check_head, global_pooling
 
-POOLINGS = (None, "avg", "max")
-
-PRESETS = {
+DEPTHS = {
     "resnet18": {
         "stackwise_num_filters": [64, 128, 256, 512],
         "stackwise_num_blocks": [2, 2, 2, 2],
@@ -52,7 +52,7 @@ class ResNet(FunctionalModel):
 
     A 7x7/2 convolution, batch norm, ReLU and 3x3/2 max pooling stem, then
     stacks of basic blocks (two 3x3 convolutions; a 1x1 projection on the
-    shortcut when the shape changes). ``ResNet.from_preset("resnet18")``
+    shortcut when the shape changes). ``ResNet.from_depth("resnet18")``
     and ``"resnet34"`` give the two standard depths. Layer names follow the
     torchvision parameter names (``layer1_0_conv1`` is ``layer1.0.conv1``),
     and convolutions pad explicitly as torchvision does, so torchvision
@@ -73,13 +73,13 @@ class ResNet(FunctionalModel):
         **kwargs: ``name``, ``trainable``.
 
     Example:
-    >>> model = ResNet.from_preset("resnet18", include_top=False,
-    ...                            pooling="avg", input_shape=(64, 64, 3))
+    >>> model = ResNet.from_depth("resnet18", include_top=False,
+    ...                           pooling="avg", input_shape=(64, 64, 3))
     >>> tuple(model.output_shape)
     (None, 512)
     """
 
-    presets = PRESETS
+    depths = DEPTHS
 
     def __init__(
         self,
@@ -103,10 +103,7 @@ class ResNet(FunctionalModel):
                 f"length. Received: {stackwise_num_filters}, "
                 f"{stackwise_num_blocks}, {stackwise_num_strides}"
             )
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}"
-            )
+        check_head(include_top=include_top, num_classes=num_classes, pooling=pooling)
         if len(input_shape) != 3 or min(input_shape[:2]) < 32:
             raise ValueError(
                 "ResNet needs inputs of at least 32x32 (height, width, "
@@ -132,10 +129,8 @@ class ResNet(FunctionalModel):
                 num_classes, activation=classifier_activation, name="fc",
                 dtype="float32",
             )(x)
-        elif pooling == "avg":
-            x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        elif pooling == "max":
-            x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+        else:
+            x = global_pooling(x, pooling)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
 
         # === Config ===
@@ -151,14 +146,11 @@ class ResNet(FunctionalModel):
     torchvision_flatten_shapes = {}
 
     @classmethod
-    def from_preset(cls, preset, **kwargs):
+    def from_depth(cls, depth, **kwargs):
         """Builds a named depth (``"resnet18"``, ``"resnet34"``), random init."""
-        if preset not in cls.presets:
-            raise ValueError(
-                f"Unknown ResNet preset; known: {sorted(cls.presets)}. "
-                f"Received: preset={preset!r}"
-            )
-        return cls(**cls.presets[preset], name=kwargs.pop("name", preset), **kwargs)
+        if depth not in cls.depths:
+            raise ParameterError(f"Unknown ResNet depth; known: {sorted(cls.depths)}. Received: depth={depth!r}")
+        return cls(**cls.depths[depth], name=kwargs.pop("name", depth), **kwargs)
 
     def get_config(self):
         config = super().get_config()

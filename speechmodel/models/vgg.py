@@ -2,13 +2,13 @@
 
 import keras
 
+from speechmodel.errors import ParameterError
 from speechmodel.layers.adaptive_average_pooling import AdaptiveAveragePooling
 from speechmodel.models.base import FunctionalModel
-
-POOLINGS = (None, "avg", "max")
+from speechmodel.models.image_head import check_head, global_pooling
 
 # torchvision's configurations: ints are 3x3 convolutions, "M" max pooling.
-PRESETS = {
+DEPTHS = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M",
               512, 512, "M"],
@@ -26,7 +26,7 @@ class VGG(FunctionalModel):
     3x3 convolutions (``"same"``, ReLU, optional batch norm) and 2x2 max
     poolings given by ``stackwise_config``, then, with ``include_top``, an
     adaptive average pooling to 7x7 and three fully connected layers
-    (4096, 4096, ``num_classes``) with dropout. ``VGG.from_preset("vgg11")``
+    (4096, 4096, ``num_classes``) with dropout. ``VGG.from_depth("vgg11")``
     (or ``"vgg13"``, ``"vgg16"``, ``"vgg19"``) gives the standard depths.
     Layer names follow torchvision's indices (``features_0``,
     ``classifier_0`` ...) so that torchvision weights convert by name.
@@ -47,13 +47,13 @@ class VGG(FunctionalModel):
         **kwargs: ``name``, ``trainable``.
 
     Example:
-    >>> model = VGG.from_preset("vgg11", include_top=False, pooling="avg",
-    ...                         input_shape=(64, 64, 3))
+    >>> model = VGG.from_depth("vgg11", include_top=False, pooling="avg",
+    ...                        input_shape=(64, 64, 3))
     >>> tuple(model.output_shape)
     (None, 512)
     """
 
-    presets = PRESETS
+    depths = DEPTHS
 
     def __init__(
         self,
@@ -76,10 +76,7 @@ class VGG(FunctionalModel):
                 "`stackwise_config` must be a non-empty list of positive ints "
                 f"and 'M'. Received: stackwise_config={stackwise_config!r}"
             )
-        if pooling not in POOLINGS:
-            raise ValueError(
-                f"`pooling` must be one of {POOLINGS}. Received: pooling={pooling!r}"
-            )
+        check_head(include_top=include_top, num_classes=num_classes, pooling=pooling)
         n_pools = stackwise_config.count("M")
         if len(input_shape) != 3 or min(input_shape[:2]) < 2**n_pools:
             raise ValueError(
@@ -118,10 +115,8 @@ class VGG(FunctionalModel):
                 num_classes, activation=classifier_activation,
                 name="classifier_6", dtype="float32",
             )(x)
-        elif pooling == "avg":
-            x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        elif pooling == "max":
-            x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+        else:
+            x = global_pooling(x, pooling)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
 
         # === Config ===
@@ -136,15 +131,12 @@ class VGG(FunctionalModel):
         self.torchvision_flatten_shapes = {"classifier_0": (7, 7, filters)}
 
     @classmethod
-    def from_preset(cls, preset, **kwargs):
+    def from_depth(cls, depth, **kwargs):
         """Builds a named depth (``"vgg11"`` ... ``"vgg19"``), random init."""
-        if preset not in cls.presets:
-            raise ValueError(
-                f"Unknown VGG preset; known: {sorted(cls.presets)}. "
-                f"Received: preset={preset!r}"
-            )
-        name = kwargs.pop("name", preset + ("_bn" if kwargs.get("batch_norm") else ""))
-        return cls(stackwise_config=cls.presets[preset], name=name, **kwargs)
+        if depth not in cls.depths:
+            raise ParameterError(f"Unknown VGG depth; known: {sorted(cls.depths)}. Received: depth={depth!r}")
+        name = kwargs.pop("name", depth + ("_bn" if kwargs.get("batch_norm") else ""))
+        return cls(stackwise_config=cls.depths[depth], name=name, **kwargs)
 
     def get_config(self):
         config = super().get_config()

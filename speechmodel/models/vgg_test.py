@@ -14,16 +14,16 @@ def _trainable_params(model):
 class VGGTest(TestCase):
     def test_parameter_counts_match_torchvision(self):
         # torchvision vgg11: 132,863,336; vgg11_bn: 132,868,840.
-        self.assertEqual(_trainable_params(VGG.from_preset("vgg11")), 132_863_336)
+        self.assertEqual(_trainable_params(VGG.from_depth("vgg11")), 132_863_336)
         self.assertEqual(
-            _trainable_params(VGG.from_preset("vgg11", batch_norm=True)), 132_868_840
+            _trainable_params(VGG.from_depth("vgg11", batch_norm=True)), 132_868_840
         )
 
     def test_output_shapes(self):
         x = np.random.rand(2, 64, 64, 3).astype("float32")
-        model = VGG.from_preset("vgg11", include_top=False, input_shape=(64, 64, 3))
+        model = VGG.from_depth("vgg11", include_top=False, input_shape=(64, 64, 3))
         self.assertEqual(tuple(model(x).shape), (2, 2, 2, 512))
-        model = VGG.from_preset("vgg16", batch_norm=True, include_top=False,
+        model = VGG.from_depth("vgg16", batch_norm=True, include_top=False,
                                 pooling="avg", input_shape=(64, 64, 3))
         self.assertEqual(tuple(model(x).shape), (2, 512))
         self.assertEqual(model.name, "vgg16_bn")
@@ -43,9 +43,9 @@ class VGGTest(TestCase):
         self.run_docstring_test(VGG)
 
     def test_invalid_arguments(self):
-        with pytest.raises(ValueError, match="Received: preset='vgg12'"):
-            VGG.from_preset("vgg12")
+        with pytest.raises(ValueError, match="Received: depth='vgg12'"):
+            VGG.from_depth("vgg12")
         with pytest.raises(ValueError, match="stackwise_config"):
             VGG(stackwise_config=[8, "X"])
         with pytest.raises(ValueError, match="at least 32x32"):
-            VGG.from_preset("vgg11", input_shape=(16, 64, 3))
+            VGG.from_depth("vgg11", input_shape=(16, 64, 3))
