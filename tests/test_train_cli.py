@@ -105,7 +105,9 @@ def test_end_to_end_artifacts_and_speaker_independence(corpus, tmp_path):
     # The fold model is a deployable recognizer: loads in safe mode.
     import keras
 
-    from speechmodel import models  # noqa: F401 (registers the classes, as infer.py does)
+    from speechmodel.models import registry
+
+    registry.import_classes()  # Keras knows the classes of a file once imported, as infer.py does
 
     model = keras.saving.load_model(out / "folds" / "fold1" / "model.keras", safe_mode=True)
     assert model.class_names == ["neutral", "happy", "sad", "angry"]

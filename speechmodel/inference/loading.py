@@ -340,9 +340,10 @@ def load_keras_model(path=None):
 
     import keras
 
-    import speechmodel.layers  # noqa: F401  (registers the serializable classes)
-    import speechmodel.models  # noqa: F401
+    from speechmodel.models import registry
     from speechmodel.models.recognizer import EmotionRecognizer
+
+    registry.import_classes()
 
     try:
         with warnings.catch_warnings():

@@ -1,42 +1,43 @@
 """speechmodel's models: DCNN-BLSTMwA, its parts, the CNN baselines and
-the backbones. Import the submodules for the details."""
+the backbones. Import the submodules for the details.
 
-from speechmodel.models.alexnet import AlexNet
-from speechmodel.models.audio_speech_model import AudioSpeechModel
-from speechmodel.models.backbones import BACKBONE_NAMES
-from speechmodel.models.backbones import get_backbone
-from speechmodel.models.cnn4 import CNN4
-from speechmodel.models.recognizer import EmotionRecognizer
-from speechmodel.models.registry import MODEL_NAMES
-from speechmodel.models.registry import build_model
-from speechmodel.models.resnet import ResNet
-from speechmodel.models.segment_classifier import SegmentClassifier
-from speechmodel.models.segment_encoder import SegmentEncoder
-from speechmodel.models.sequence_head import SequenceHead
-from speechmodel.models.speech_model import SpeechModel
-from speechmodel.models.torchvision_weights import load_torchvision_weights
-from speechmodel.models.vgg import VGG
-from speechmodel.models.whisper import WhisperAudioConverter
-from speechmodel.models.whisper import WhisperEncoder
-from speechmodel.models.whisper import WhisperSegmentEmbedder
+Nothing is imported until it is asked for (``_LAZY``), so that the name
+tables of ``speechmodel.models.registry`` and ``.frontends`` are read
+without TensorFlow. ``registry.import_classes()`` imports every model
+module, for Keras to find their registered classes in a saved file.
+"""
 
-__all__ = [
-    "AlexNet",
-    "AudioSpeechModel",
-    "BACKBONE_NAMES",
-    "CNN4",
-    "EmotionRecognizer",
-    "MODEL_NAMES",
-    "ResNet",
-    "SegmentClassifier",
-    "SegmentEncoder",
-    "SequenceHead",
-    "SpeechModel",
-    "VGG",
-    "WhisperAudioConverter",
-    "WhisperEncoder",
-    "WhisperSegmentEmbedder",
-    "build_model",
-    "get_backbone",
-    "load_torchvision_weights",
-]
+import importlib
+
+_LAZY = {
+    "AlexNet": "speechmodel.models.alexnet",
+    "AudioSpeechModel": "speechmodel.models.audio_speech_model",
+    "BACKBONE_NAMES": "speechmodel.models.registry",
+    "CNN4": "speechmodel.models.cnn4",
+    "EmotionRecognizer": "speechmodel.models.recognizer",
+    "MODEL_NAMES": "speechmodel.models.registry",
+    "ResNet": "speechmodel.models.resnet",
+    "SegmentClassifier": "speechmodel.models.segment_classifier",
+    "SegmentEncoder": "speechmodel.models.segment_encoder",
+    "SequenceHead": "speechmodel.models.sequence_head",
+    "SpeechModel": "speechmodel.models.speech_model",
+    "VGG": "speechmodel.models.vgg",
+    "WhisperAudioConverter": "speechmodel.models.whisper",
+    "WhisperEncoder": "speechmodel.models.whisper",
+    "WhisperSegmentEmbedder": "speechmodel.models.whisper",
+    "build_model": "speechmodel.models.registry",
+    "get_backbone": "speechmodel.models.backbones",
+    "load_torchvision_weights": "speechmodel.models.torchvision_weights",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -59,28 +59,12 @@ import keras
 from speechmodel import keras_compat
 from speechmodel.models.alexnet import AlexNet
 from speechmodel.models.cnn4 import CNN4
+from speechmodel.models.registry import BACKBONE_NAMES, BACKBONES
 from speechmodel.models.resnet import ResNet
 from speechmodel.models.torchvision_weights import load_torchvision_weights
 from speechmodel.models.torchvision_weights import read_state_dict
 from speechmodel.models.vgg import VGG
 
-# name -> ImageNet preprocessing mode of speechmodel.layers.ImageNetPreprocessing.
-PREPROCESSING_MODES = {
-    "alexnet": "torch",
-    "alexnet_gap": "torch",
-    "cnn4": "torch",
-    "resnet18": "torch",
-    "resnet34": "torch",
-    "vgg11": "torch",
-    "vgg11_bn": "torch",
-    "vgg16_bn": "torch",
-    "resnet50": "caffe",
-    "resnet50v2": "tf",
-    "vgg16": "caffe",
-    "mobilenetv2": "tf",
-    "efficientnetb0": "scale",
-}
-BACKBONE_NAMES = tuple(PREPROCESSING_MODES)
 
 _TORCHVISION_LAYOUT = {
     "alexnet": lambda shape: AlexNet(include_top=False, pooling="fc7", input_shape=shape, name="alexnet"),
@@ -220,8 +204,7 @@ def _check_name(name):
 def embedding_dim(name):
     """The size of the embedding ``get_backbone(name)`` outputs."""
     _check_name(name)
-    return {"alexnet": 4096, "alexnet_gap": 256, "cnn4": 256, "resnet50": 2048,
-            "resnet50v2": 2048, "mobilenetv2": 1280, "efficientnetb0": 1280}.get(name, 512)
+    return BACKBONES[name].embedding_dim
 
 
 def _keras_application(name, weights, input_shape):
@@ -260,7 +243,7 @@ def get_backbone(name, *, weights=None, input_shape=(64, 64, 3), trainable=True)
     Returns:
         A ``keras.Model`` mapping ``(batch, *input_shape)`` images to
         ``(batch, embedding_dim(name))``. It expects the input range of its
-        weights: see ``PREPROCESSING_MODES`` and
+        weights: see ``speechmodel.models.registry.BACKBONES`` and
         ``speechmodel.layers.ImageNetPreprocessing``.
 
     Raises:

@@ -58,8 +58,8 @@ def test_the_shipped_model_loads_safely_and_names_its_classes():
     import speechmodel
     from tests.paths import REPO
 
-    model = speechmodel.load_model(REPO / "speechmodel" / "presets" / "fast.keras")
-    assert isinstance(model.keras_model, EmotionRecognizer)  # a speechmodel.Recognizer
+    model = speechmodel.load_model(REPO / "speechmodel" / "presets" / "fast.keras").keras_model
+    assert isinstance(model, EmotionRecognizer)  # of a speechmodel.Recognizer
     assert model.class_names == [
         "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"
     ]

@@ -3,8 +3,13 @@ import json
 import numpy as np
 import pytest
 
+from speechmodel.errors import ParameterError
+from speechmodel.models.registry import BACKBONE_NAMES
+from speechmodel.models.registry import FRONT_END_OPTIONS
+from speechmodel.models.registry import MODEL_CLASSES
 from speechmodel.models.registry import MODEL_NAMES
 from speechmodel.models.registry import build_model
+from speechmodel.models.registry import model_kind
 from speechmodel.models.segment_classifier import SegmentClassifier
 from speechmodel.models.speech_model import SpeechModel
 from speechmodel.tests.test_case import TestCase
@@ -62,3 +67,29 @@ class RegistryTest(TestCase):
             build_model("resnet18", num_classes=3, lstm_units=4)
         with pytest.raises(ValueError, match="Received: backbone='vgg11'"):
             build_model("resnet18", num_classes=3, backbone="vgg11")
+
+
+def test_the_registered_keys_are_the_constructor_arguments():
+    import inspect
+
+    def keywords(cls, *skip):
+        params = inspect.signature(cls.__init__).parameters
+        return {k for k, p in params.items() if p.kind == p.KEYWORD_ONLY and k not in skip} | {"name"}
+
+    speechmodel, front_end, baseline = (MODEL_CLASSES[k] for k in ("speechmodel", "front_end", "baseline"))
+    assert speechmodel.model_class() is SpeechModel and baseline.model_class() is SegmentClassifier
+    assert set(speechmodel.keys) == keywords(SpeechModel)
+    assert set(baseline.keys) == keywords(SegmentClassifier)
+    assert set(front_end.keys) == keywords(front_end.model_class(), "embedder") | set(FRONT_END_OPTIONS)
+    assert len(set(speechmodel.keys)) == len(speechmodel.keys)
+
+
+def test_backbones_and_kinds():
+    from speechmodel.models import backbones
+
+    assert set(BACKBONE_NAMES) == set(backbones._TORCHVISION_LAYOUT) | set(backbones._KERAS_APPLICATIONS)
+    assert model_kind("speechmodel", "whisper_base") == "front_end"
+    assert model_kind("speechmodel", "cnn4") == model_kind("speechmodel") == "speechmodel"
+    assert model_kind("vgg11") == "baseline"
+    with pytest.raises(ParameterError, match=r"Unknown argument\(s\) \['input_size'\] for model 'speechmodel' on the front end"):
+        build_model("speechmodel", num_classes=3, backbone="whisper_base", input_size=227)

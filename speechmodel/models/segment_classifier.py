@@ -26,7 +26,7 @@ class SegmentClassifier(FunctionalModel):
 
     Args:
         num_classes: int, number of classes.
-        backbone: a name of ``speechmodel.models.backbones.BACKBONE_NAMES``.
+        backbone: a name of ``speechmodel.models.registry.BACKBONE_NAMES``.
         weights: ``None``, ``"imagenet"`` or a local weights file of the
             backbone (see ``get_backbone``); not read again when a saved
             model loads.

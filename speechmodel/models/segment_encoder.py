@@ -7,7 +7,7 @@ import keras
 from speechmodel.layers.imagenet_preprocessing import MODES
 from speechmodel.layers.imagenet_preprocessing import ImageNetPreprocessing
 from speechmodel.layers.masked_time_distributed import MaskedTimeDistributed
-from speechmodel.models.backbones import PREPROCESSING_MODES
+from speechmodel.models.registry import BACKBONES
 from speechmodel.models.backbones import get_backbone
 from speechmodel.models.base import FunctionalModel
 from speechmodel.models.base import Graph
@@ -47,7 +47,7 @@ def resolve_preprocessing(preprocessing, backbone):
             f"Received: preprocessing={preprocessing!r}"
         )
     if preprocessing == "imagenet":
-        return PREPROCESSING_MODES[backbone]
+        return BACKBONES[backbone].preprocessing
     return preprocessing
 
 
@@ -104,7 +104,7 @@ class SegmentEncoder(FunctionalModel):
     the CNN's weights with this encoder.
 
     Args:
-        backbone: a name of ``speechmodel.models.backbones.BACKBONE_NAMES``.
+        backbone: a name of ``speechmodel.models.registry.BACKBONE_NAMES``.
         weights: ``None``, ``"imagenet"`` or a weights file of the backbone
             (see ``get_backbone``). ``from_config`` (and so loading a saved
             model) never loads these: the saved weights replace them.
@@ -114,7 +114,7 @@ class SegmentEncoder(FunctionalModel):
         preprocessing: ``None``: segments go to the backbone as they are
             (for ``"standard"``-normalised features and random init);
             ``"imagenet"``: the backbone's own ImageNet input normalisation
-            (``PREPROCESSING_MODES``) applied to segments expected in
+            (``speechmodel.models.registry.BACKBONES``) applied to segments expected in
             ``[0, 1]`` (``"minmax"`` features), scaled to ``[0, 255]``;
             or an explicit mode of ``ImageNetPreprocessing``.
         trainable_backbone: bool; ``False`` freezes the CNN (its batch norm

@@ -61,7 +61,7 @@ class SpeechModel(FunctionalModel):
     Args:
         num_classes: int, number of emotion classes.
         backbone: the CNN, a name of
-            ``speechmodel.models.backbones.BACKBONE_NAMES`` (``"alexnet"``,
+            ``speechmodel.models.registry.BACKBONE_NAMES`` (``"alexnet"``,
             ``"alexnet_gap"``, ``"resnet18"``, ``"resnet34"``, ``"vgg11"``,
             ``"resnet50"``, ``"resnet50v2"``, ``"vgg16"``, ``"mobilenetv2"``,
             ``"efficientnetb0"`` ...).

@@ -9,13 +9,10 @@ import json
 
 from speechmodel.training.defaults import DEFAULTS, ConfigError, closest
 from speechmodel.training.schema import (
+    ALL_MODEL_KEYS,
     AUGMENTATIONS,
-    BASELINE_KEYS,
-    CLASSICAL_KEYS,
     CLASSICAL_SETTINGS,
     FREE_SECTIONS,
-    FRONT_END_KEYS,
-    SPEECHMODEL_KEYS,
 )
 
 
@@ -68,8 +65,7 @@ def known_keys():
                 keys.append(dotted)
 
     walk(DEFAULTS, "")
-    model_keys = set(SPEECHMODEL_KEYS + FRONT_END_KEYS + BASELINE_KEYS + CLASSICAL_KEYS)
-    keys += [f"model.{k}" for k in sorted(model_keys) if f"model.{k}" not in keys]
+    keys += [f"model.{k}" for k in ALL_MODEL_KEYS if f"model.{k}" not in keys]
     keys += [f"training.augment.{a}" for a in AUGMENTATIONS]
     keys += [f"training.classical.{k}" for k in CLASSICAL_SETTINGS]
     keys += ["dataset.corpora", "dataset.options"]

@@ -16,6 +16,7 @@ augmentation settings, checked by ``speechmodel.augment``, are checked with
 import math
 
 from speechmodel.config import FeatureConfig
+from speechmodel.models import frontends, registry
 from speechmodel.training.corpora import corpus_specs
 from speechmodel.training.defaults import DEFAULTS, ConfigError, closest, get_key
 
@@ -30,27 +31,17 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16", "auto")
 STRATEGIES = ("default", "mirrored", "multiworker")
 AUGMENTATIONS = ("noise", "speed", "pitch", "specaugment", "mixup")
 
-# The model names, without importing the models (and so TensorFlow); the
-# registries they mirror are checked against these in schema_test.py.
-BACKBONES = (
-    "alexnet", "alexnet_gap", "cnn4", "resnet18", "resnet34", "vgg11", "vgg11_bn",
-    "vgg16_bn", "resnet50", "resnet50v2", "vgg16", "mobilenetv2", "efficientnetb0",
-)
-FRONT_ENDS = ("whisper_base",)
-DEEP_MODELS = ("speechmodel",) + BACKBONES
+# The model names and keys: the registries' own (read without TensorFlow).
+BACKBONES = registry.BACKBONE_NAMES
+FRONT_ENDS = frontends.FRONT_END_NAMES
+DEEP_MODELS = registry.MODEL_NAMES
 CLASSICAL_MODELS = ("bagging", "hgb", "knn", "mlp", "rf", "svm")
 MODEL_NAMES = DEEP_MODELS + CLASSICAL_MODELS
 
-# The model keys (constructor arguments) of each kind of model.
-_HEAD_KEYS = ("lstm_units", "lstm_layers", "attention_units", "dense_units", "dropout")
-_CNN_KEYS = ("segment_shape", "input_size", "preprocessing", "trainable_backbone")
-SPEECHMODEL_KEYS = ("name", "backbone", "weights") + _CNN_KEYS + _HEAD_KEYS
-FRONT_END_KEYS = (
-    "name", "backbone", "weights", "fine_tune_blocks", "lora_rank", "input_dropout",
-    "speaker_normalization",
-) + _HEAD_KEYS
-BASELINE_KEYS = ("name", "backbone", "weights", "dropout") + _CNN_KEYS
+# The model keys of a classical model (the deep ones: registry.MODEL_CLASSES).
 CLASSICAL_KEYS = ("name", "weights")
+# Every key a model section can hold, whatever the model.
+ALL_MODEL_KEYS = tuple(sorted({k for c in registry.MODEL_CLASSES.values() for k in c.keys} | set(CLASSICAL_KEYS)))
 CLASSICAL_SETTINGS = ("features", "grid", "params", "n_jobs", "cache_dir", "speaker_normalization")
 
 # The dict sections whose keys are not fixed here (checked by validate()
@@ -205,19 +196,13 @@ def model_kind(model):
     name = model.get("name")
     if name in CLASSICAL_MODELS:
         return "classical"
-    if name == "speechmodel":
-        return "front_end" if model.get("backbone") in FRONT_ENDS else "speechmodel"
-    return "baseline"
+    return registry.model_kind(name, model.get("backbone"))
 
 
 def model_keys(model):
     """The keys the ``model`` section takes for this model."""
-    return {
-        "classical": CLASSICAL_KEYS,
-        "front_end": FRONT_END_KEYS,
-        "speechmodel": SPEECHMODEL_KEYS,
-        "baseline": BASELINE_KEYS,
-    }[model_kind(model)]
+    kind = model_kind(model)
+    return CLASSICAL_KEYS if kind == "classical" else registry.MODEL_CLASSES[kind].keys
 
 
 def validate(config, *, deep=True):
