@@ -22,6 +22,8 @@ whisper_base      OpenAI Whisper base encoder (MIT licence)    6       512
 import dataclasses
 import importlib
 
+from speechmodel.models.whisper.whisper_config import WHISPER_BASE_CONFIG
+
 
 @dataclasses.dataclass(frozen=True)
 class FrontEnd:
@@ -57,8 +59,8 @@ FRONT_ENDS = {
         description="OpenAI Whisper base encoder, per-block segment embeddings",
         class_path="speechmodel.models.whisper.whisper_segment_embedder.WhisperSegmentEmbedder",
         weights="whisper_base",
-        num_blocks=6,
-        embedding_dim=512,
+        num_blocks=WHISPER_BASE_CONFIG.num_layers,
+        embedding_dim=WHISPER_BASE_CONFIG.hidden_dim,
         licence="MIT",
     ),
 }

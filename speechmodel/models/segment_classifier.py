@@ -4,9 +4,7 @@ import keras
 
 from speechmodel.layers.masked_time_distributed import MaskedTimeDistributed
 from speechmodel.models.base import FunctionalModel
-from speechmodel.models.base import Graph
-from speechmodel.models.segment_encoder import _check_weights
-from speechmodel.models.segment_encoder import build_segment_network
+from speechmodel.models.segment_encoder import SegmentEncoder
 
 
 @keras.saving.register_keras_serializable(package="speechmodel")
@@ -67,24 +65,23 @@ class SegmentClassifier(FunctionalModel):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-        weights = _check_weights(weights)
         segment_shape = tuple(segment_shape)
 
         # === Layers ===
-        self.segment_network, self.backbone_model = build_segment_network(
-            backbone,
+        # The segment CNN and its per-segment classifier are a
+        # SegmentEncoder's (its segment_network and segment_classifier);
+        # the encoder itself is not kept, so that the saved weights keep
+        # their layout (files saved before load unchanged).
+        encoder = SegmentEncoder(
+            backbone=backbone,
             weights=weights,
             segment_shape=segment_shape,
             input_size=input_size,
             preprocessing=preprocessing,
             trainable_backbone=trainable_backbone,
         )
-        segment = keras.Input(segment_shape, name="segment")
-        x = self.segment_network(segment)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="segment_dropout")(x)
-        logits = keras.layers.Dense(num_classes, dtype="float32", name="segment_logits")(x)
-        self.segment_logits_model = Graph(segment, logits, name="segment_classifier")
+        self.segment_network, self.backbone_model = encoder.segment_network, encoder.backbone_model
+        self.segment_logits_model = encoder.segment_classifier(num_classes, dropout=dropout)
         self.segment_distributed = MaskedTimeDistributed(
             self.segment_logits_model, name="segment_distributed"
         )
@@ -113,7 +110,7 @@ class SegmentClassifier(FunctionalModel):
         # === Config ===
         self.num_classes = num_classes
         self.backbone = backbone
-        self.weights_source = weights
+        self.weights_source = encoder.weights_source
         self.segment_shape = segment_shape
         self.input_size = input_size
         self.preprocessing = preprocessing

@@ -69,3 +69,30 @@ class SegmentClassifierTest(TestCase):
             SegmentClassifier(1.5)
         with pytest.raises(ValueError, match="Received: dropout=-0.1"):
             SegmentClassifier(3, dropout=-0.1)
+
+
+def test_saved_files_keep_the_layout_of_files_saved_before_it_used_segment_encoder(tmp_path):
+    """SegmentClassifier takes its CNN and segment classifier from a
+    SegmentEncoder; its saved weights (paths and shapes) and config keys
+    are those of the files saved before (recorded from such a file), so
+    that they load unchanged."""
+    import hashlib
+    import io
+    import json
+    import zipfile
+
+    import h5py
+
+    path = tmp_path / "baseline.keras"
+    SegmentClassifier(3, backbone="cnn4", dropout=0.2).save(path)
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        found = []
+        weights.visititems(lambda n, o: found.append(f"{n}:{o.shape}") if isinstance(o, h5py.Dataset) else None)
+    assert config["registered_name"] == "speechmodel>SegmentClassifier"
+    assert sorted(config["config"]) == ["backbone", "dropout", "input_size", "name", "num_classes", "preprocessing",
+                                        "segment_shape", "trainable", "trainable_backbone", "weights"]
+    assert len(found) == 22
+    digest = hashlib.sha256("\n".join(sorted(found)).encode()).hexdigest()
+    assert digest == "59baf36fc0153045952a1cf01dd53191094f48682c48d8d1e83d271119f4524a", sorted(found)

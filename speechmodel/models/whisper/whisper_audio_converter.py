@@ -6,13 +6,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from speechmodel.models.whisper.whisper_config import WHISPER_BASE_CONFIG as BASE
+
 SAMPLE_RATE = 16000
 N_FFT = 400
 HOP_LENGTH = 160
 
 
 @functools.lru_cache(maxsize=4)
-def whisper_mel_filters(num_mels=80):
+def whisper_mel_filters(num_mels=BASE.num_mels):
     """The (n_fft // 2 + 1, num_mels) float32 mel matrix Whisper uses:
     ``librosa.filters.mel(sr=16000, n_fft=400, n_mels=num_mels)`` (Slaney
     scale, Slaney area normalisation), transposed."""
@@ -60,7 +62,7 @@ class WhisperAudioConverter(keras.layers.Layer):
     ((2, 100, 80), [100, 50])
     """
 
-    def __init__(self, num_mels=80, **kwargs):
+    def __init__(self, num_mels=BASE.num_mels, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(num_mels, int) or isinstance(num_mels, bool) or num_mels <= 0:
             raise ValueError(

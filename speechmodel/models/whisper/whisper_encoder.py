@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from speechmodel.models.whisper import whisper_weights
+from speechmodel.models.whisper.whisper_config import WHISPER_BASE_CONFIG as BASE
 
 _MARKER = "whisper_weights_sha256"
 # The projections of a block that get low-rank adapters (``lora_rank``).
@@ -99,12 +100,12 @@ class WhisperEncoder(keras.layers.Layer):
 
     def __init__(
         self,
-        num_layers=6,
-        hidden_dim=512,
-        num_heads=8,
-        intermediate_dim=2048,
-        num_mels=80,
-        max_positions=1500,
+        num_layers=BASE.num_layers,
+        hidden_dim=BASE.hidden_dim,
+        num_heads=BASE.num_heads,
+        intermediate_dim=BASE.intermediate_dim,
+        num_mels=BASE.num_mels,
+        max_positions=BASE.max_positions,
         weights=None,
         fine_tune_blocks=0,
         lora_rank=0,

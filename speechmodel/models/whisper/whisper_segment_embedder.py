@@ -7,6 +7,7 @@ from speechmodel import features as F
 from speechmodel.config import FeatureConfig
 from speechmodel.models.whisper import whisper_audio_converter as wac
 from speechmodel.models.whisper.whisper_audio_converter import WhisperAudioConverter
+from speechmodel.models.whisper.whisper_config import WHISPER_BASE_CONFIG as BASE
 from speechmodel.models.whisper.whisper_encoder import WhisperEncoder
 
 # Samples per Whisper token: conv2 halves the 10 ms frame rate.
@@ -96,12 +97,12 @@ class WhisperSegmentEmbedder(keras.layers.Layer):
         weights=None,
         fine_tune_blocks=0,
         lora_rank=0,
-        num_layers=6,
-        hidden_dim=512,
-        num_heads=8,
-        intermediate_dim=2048,
-        num_mels=80,
-        max_positions=1500,
+        num_layers=BASE.num_layers,
+        hidden_dim=BASE.hidden_dim,
+        num_heads=BASE.num_heads,
+        intermediate_dim=BASE.intermediate_dim,
+        num_mels=BASE.num_mels,
+        max_positions=BASE.max_positions,
         **kwargs,
     ):
         super().__init__(**kwargs)

@@ -45,6 +45,7 @@ import struct
 import numpy as np
 from absl import logging
 from speechmodel.errors import Error
+from speechmodel.models.whisper.whisper_config import WHISPER_BASE_CONFIG as BASE
 
 WHISPER_BASE = "whisper_base"
 CT2_WHISPER_BASE_SHA256 = (
@@ -61,15 +62,6 @@ OPENAI_WHISPER_BASE_URL = (
     "https://openaipublic.azureedge.net/main/whisper/models/"
     f"{OPENAI_WHISPER_BASE_SHA256}/base.pt"
 )
-# The architecture of Whisper base's encoder.
-WHISPER_BASE_DIMS = {
-    "num_layers": 6,
-    "hidden_dim": 512,
-    "num_heads": 8,
-    "intermediate_dim": 2048,
-    "num_mels": 80,
-    "max_positions": 1500,
-}
 # CTranslate2 dtype ids (include/ctranslate2/types.h).
 _CT2_DTYPES = {
     0: np.dtype("<f4"),
@@ -89,12 +81,12 @@ class WhisperWeightsNotFoundError(Error, ValueError):
 
 
 def encoder_variable_shapes(
-    num_layers=6,
-    hidden_dim=512,
-    num_heads=8,
-    intermediate_dim=2048,
-    num_mels=80,
-    max_positions=1500,
+    num_layers=BASE.num_layers,
+    hidden_dim=BASE.hidden_dim,
+    num_heads=BASE.num_heads,
+    intermediate_dim=BASE.intermediate_dim,
+    num_mels=BASE.num_mels,
+    max_positions=BASE.max_positions,
 ):
     """The names and shapes of ``WhisperEncoder``'s variables, in order.
 
@@ -621,7 +613,7 @@ def load_whisper_weights(source=WHISPER_BASE, *, return_source=False):
             weights, dims, used = _from_packages(parts)
         else:
             weights, dims, used = _download_openai(missing)
-        expected = WHISPER_BASE_DIMS
+        expected = BASE.to_dict()
     else:
         weights, dims, used = _local_file(source)
         expected = None

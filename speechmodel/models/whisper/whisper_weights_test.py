@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from speechmodel.models.whisper import whisper_weights as ww
+from speechmodel.models.whisper.whisper_config import WHISPER_BASE_CONFIG
 
 # ---------------------------------------------------------------------------
 # Helpers shared with the encoder and embedder tests.
@@ -311,7 +312,7 @@ def test_whisper_base_from_the_packages():
         pytest.skip(f"not installed: {missing}")
     weights, used = ww.load_whisper_weights("whisper_base", return_source=True)
     assert "pip packages" in used and ww.CT2_WHISPER_BASE_SHA256 in used
-    shapes = ww.encoder_variable_shapes(**ww.WHISPER_BASE_DIMS)
+    shapes = ww.encoder_variable_shapes(**WHISPER_BASE_CONFIG.to_dict())
     assert {k: v.shape for k, v in weights.items()} == shapes
     assert all(v.dtype == np.float32 and np.all(np.isfinite(v)) for v in weights.values())
     # Whisper's positional embedding is its sinusoid table (sin | cos).
