@@ -7,7 +7,7 @@ without TensorFlow. ``registry.import_classes()`` imports every model
 module, for Keras to find their registered classes in a saved file.
 """
 
-import importlib
+from speechmodel.lazy import lazy_names
 
 _LAZY = {
     "AlexNet": "speechmodel.models.alexnet",
@@ -31,13 +31,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -5,7 +5,7 @@
 (``whisper_config``). Imported when first asked for, as
 ``speechmodel.models``."""
 
-import importlib
+from speechmodel.lazy import lazy_names
 
 _LAZY = {
     "WhisperAudioConverter": "speechmodel.models.whisper.whisper_audio_converter",
@@ -16,13 +16,4 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

@@ -16,12 +16,13 @@ def test_every_whisper_signature_defaults_to_the_one_config():
     sizes = WHISPER_BASE_CONFIG.to_dict()
     assert sizes == {"num_layers": 6, "hidden_dim": 512, "num_heads": 8, "intermediate_dim": 2048,
                      "num_mels": 80, "max_positions": 1500}
-    for function in (WhisperEncoder.__init__, WhisperSegmentEmbedder.__init__,
-                     whisper_weights.encoder_variable_shapes):
+    for function in (WhisperEncoder.__init__, WhisperSegmentEmbedder.__init__):
         params = inspect.signature(function).parameters
         assert {k: params[k].default for k in sizes} == sizes, function
     for function in (wac.WhisperAudioConverter.__init__, wac.whisper_mel_filters):
         assert inspect.signature(function).parameters["num_mels"].default == 80
+    shapes = whisper_weights.encoder_variable_shapes(**sizes)
+    assert shapes["conv1_kernel"] == (3, 80, 512) and shapes["positional_embedding"] == (1500, 512)
     entry = frontends.FRONT_ENDS["whisper_base"]
     assert (entry.num_blocks, entry.embedding_dim) == (6, 512)
 

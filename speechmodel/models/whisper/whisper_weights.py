@@ -80,20 +80,14 @@ class WhisperWeightsNotFoundError(Error, ValueError):
     """No source of the Whisper weights is available (or it is corrupt)."""
 
 
-def encoder_variable_shapes(
-    num_layers=BASE.num_layers,
-    hidden_dim=BASE.hidden_dim,
-    num_heads=BASE.num_heads,
-    intermediate_dim=BASE.intermediate_dim,
-    num_mels=BASE.num_mels,
-    max_positions=BASE.max_positions,
-):
+def encoder_variable_shapes(*, num_layers, hidden_dim, intermediate_dim, num_mels, max_positions, num_heads=None):
     """The names and shapes of ``WhisperEncoder``'s variables, in order.
 
     Args:
-        num_layers, hidden_dim, num_heads, intermediate_dim, num_mels,
-        max_positions: the encoder's sizes (``num_heads`` does not change a
-            shape; it is accepted so that an encoder config can be passed).
+        num_layers, hidden_dim, intermediate_dim, num_mels, max_positions,
+        num_heads: the encoder's sizes (``WhisperConfig``; ``num_heads``
+            does not change a shape: it is accepted so that a whole config
+            can be passed, ``**WHISPER_BASE_CONFIG.to_dict()``).
 
     Returns:
         A dict ``name -> shape`` (insertion-ordered): convolution kernels are
