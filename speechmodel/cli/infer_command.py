@@ -132,7 +132,11 @@ def choose_model(model, default_model, *, top_k, runtime=None, precision="float3
     if model is None:
         if default_model is None:
             return None, "no model: pass --model PATH"
-        if not os.path.exists(inference.resolve_model(default_model)):
+        try:
+            missing = not os.path.exists(inference.resolve_model(default_model))
+        except inference.ModelError:
+            missing = True
+        if missing:
             return None, (
                 f"the default model {default_model} is missing from this "
                 "installation; pass --model PATH to a model.keras written by "
