@@ -7,7 +7,9 @@ The steps, each usable alone, each in its own module:
    shells that do not) and list files (one path per line) to the files to
    analyse, plus the inputs that cannot be (missing paths, patterns that
    match nothing, directories without audio).
-2. ``loading``: ``load_model`` opens a ``.keras`` ``EmotionRecognizer``
+2. ``loading``: ``resolve_model`` turns a shipped model's name, a run
+   directory or a path into the file; ``load_model`` opens a ``.keras``
+   ``EmotionRecognizer``
    written by ``train.py`` (loaded with ``safe_mode=True``: nothing from
    the file executes) or a classical scikit-learn model archive (``.skz``,
    see ``speechmodel.classical.persistence``) as one of the ``backends``
