@@ -75,3 +75,40 @@ def test_the_check_sees_lazy_and_relative_imports():
     assert climbs({"speechmodel.cli.flag_names", "speechmodel.client"}, ("speechmodel.cli",)) == [
         "speechmodel.cli.flag_names"
     ]
+
+
+# The corpus loaders are ``speechmodel.datasets``: no top-level ``datasets``
+# package of ours (it would shadow Hugging Face's), and no code that imports
+# one, in the library, the scripts, the benchmarks or the tests.
+REPO = ROOT.parent
+
+
+def _repository_sources():
+    for folder in ("speechmodel", "tests", "benchmarks"):
+        yield from sorted((REPO / folder).rglob("*.py"))
+    yield from sorted(REPO.glob("*.py"))
+
+
+def test_no_top_level_datasets_package_and_no_import_of_one():
+    assert not (REPO / "datasets").exists()
+    importers = [
+        str(path.relative_to(REPO))
+        for path in _repository_sources()
+        if any(m == "datasets" or m.startswith("datasets.") for m in imported_modules(path))
+    ]
+    assert importers == []
+
+
+def test_importing_the_loaders_leaves_datasets_to_others():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, speechmodel, speechmodel.datasets, speechmodel.datasets.download\n"
+        "found = sys.modules.get('datasets')\n"
+        "print(found is None or not str(getattr(found, '__file__', '')).startswith(sys.argv[1]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(REPO)], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"

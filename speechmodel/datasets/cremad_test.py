@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets.cremad import load_cremad, parse_name, read_demographics
-from datasets.manifest import CorpusError
+from speechmodel.datasets.cremad import load_cremad, parse_name, read_demographics
+from speechmodel.datasets.manifest import CorpusError
 
 
 def _touch(root, *names):

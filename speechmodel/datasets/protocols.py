@@ -1,6 +1,6 @@
 """Speaker-independent evaluation protocols.
 
-A protocol turns a :class:`~datasets.manifest.Manifest` into
+A protocol turns a :class:`~speechmodel.datasets.manifest.Manifest` into
 :class:`Fold` objects: index sets into the manifest for training,
 validation and test. Every protocol is speaker-independent: a test speaker
 is never in training or validation, and the validation speakers are taken
@@ -314,7 +314,7 @@ def make_folds(
     """Splits a manifest by an evaluation protocol.
 
     Args:
-        manifest: the :class:`~datasets.manifest.Manifest` to split.
+        manifest: the :class:`~speechmodel.datasets.manifest.Manifest` to split.
         protocol: one of ``"loso"``, ``"kfold"``, ``"session"``,
             ``"holdout"``, ``"cross"``, ``"all"``, ``"loco"``, ``"multi"``
             (see the module docstring).

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets.iemocap import load_iemocap, parse_utterance_name
-from datasets.manifest import CorpusError
+from speechmodel.datasets.iemocap import load_iemocap, parse_utterance_name
+from speechmodel.datasets.manifest import CorpusError
 
 HEADER = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
 

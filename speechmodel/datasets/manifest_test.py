@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from datasets.manifest import (
+from speechmodel.datasets.manifest import (
     CorpusError,
     Manifest,
     Problem,
@@ -245,12 +245,12 @@ def test_natural_key_and_gender():
 
 
 def test_collector_logs_one_line(tmp_path, caplog):
-    from datasets.manifest import Collector
+    from speechmodel.datasets.manifest import Collector
 
     c = Collector("demo")
     c.add(_utt(0))
     c.add(_utt(0))  # same path: duplicate
-    with caplog.at_level(logging.INFO, logger="datasets.manifest"):
+    with caplog.at_level(logging.INFO, logger="speechmodel.datasets.manifest"):
         m = c.manifest()
     assert len(m) == 1 and "duplicate of" in m.problems[0].reason
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
@@ -258,14 +258,14 @@ def test_collector_logs_one_line(tmp_path, caplog):
 
 
 def test_expected_count_flags_incomplete_corpus(caplog):
-    from datasets.manifest import Collector, log_summary
+    from speechmodel.datasets.manifest import Collector, log_summary
 
     complete = Manifest([_utt(0), _utt(1)], expected=2)
     assert not complete.incomplete() and "WARNING" not in complete.summary()
     partial = Manifest([_utt(0)], expected=2)
     assert partial.incomplete()
     assert "complete corpus has 2 utterances" in partial.summary()
-    with caplog.at_level(logging.WARNING, logger="datasets.manifest"):
+    with caplog.at_level(logging.WARNING, logger="speechmodel.datasets.manifest"):
         log_summary(partial)
     assert "the complete corpus has 2" in caplog.records[-1].getMessage()
     # Subsets are smaller on purpose.
@@ -277,7 +277,7 @@ def test_expected_count_flags_incomplete_corpus(caplog):
 
 
 def test_scan_audio_follows_links_once_and_counts_hidden(tmp_path):
-    from datasets.manifest import Collector, scan_audio
+    from speechmodel.datasets.manifest import Collector, scan_audio
 
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "a.wav").write_bytes(b"")
@@ -297,7 +297,7 @@ def test_scan_audio_follows_links_once_and_counts_hidden(tmp_path):
 def test_name_scan_yields_parsed_reports_rest_in_order(tmp_path):
     import re
 
-    from datasets.manifest import Collector, NameScan
+    from speechmodel.datasets.manifest import Collector, NameScan
 
     pattern = re.compile(r"^([a-z])(\d)$")
 
@@ -338,7 +338,7 @@ def test_name_scan_yields_parsed_reports_rest_in_order(tmp_path):
 
 
 def test_file_names_that_are_not_utf8_round_trip_through_the_csv(tmp_path):
-    from datasets.manifest import Manifest, Utterance
+    from speechmodel.datasets.manifest import Manifest, Utterance
 
     name = os.fsdecode(b"caf\xe9-angry.wav")  # Latin-1 bytes: a surrogate escape
     manifest = Manifest([Utterance(path=str(tmp_path / name), corpus="folder",

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datasets
-from datasets.manifest import CorpusError, Manifest
-from datasets.nemo import load_nemo, parse_name
+from speechmodel import datasets
+from speechmodel.datasets.manifest import CorpusError, Manifest
+from speechmodel.datasets.nemo import load_nemo, parse_name
 from tests.paths import nemo_dir
 
 HEADER = "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage"

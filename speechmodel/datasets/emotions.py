@@ -11,7 +11,7 @@ Canonical names, in order::
     neutral, calm, happy, sad, angry, fearful, disgust, surprised,
     boredom, frustrated, excited, other
 
-How each corpus' codes map (also in ``datasets/EMOTIONS.md``):
+How each corpus' codes map (also in ``speechmodel/datasets/EMOTIONS.md``):
 
 =========  ========  =====  ======  ===  =====  =======  =======  =========  =======  ==========  =======  =====
 corpus     neutral   calm   happy   sad  angry  fearful  disgust  surprised  boredom  frustrated  excited  other
@@ -352,7 +352,7 @@ def check_emotion_map(emotion_map):
 
 
 def markdown_table():
-    """The corpus-code table as Markdown (``datasets/EMOTIONS.md`` holds it)."""
+    """The corpus-code table as Markdown (``speechmodel/datasets/EMOTIONS.md`` holds it)."""
     used = [e for e in EMOTIONS if any(e in t.values() for t in CORPUS_LABELS.values())]
     lines = [
         "| corpus | " + " | ".join(used) + " |",

@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-import datasets
-from datasets.emodb import SPEAKERS, TEXTS, load_emodb, parse_name
-from datasets.manifest import CorpusError
+from speechmodel import datasets
+from speechmodel.datasets.emodb import SPEAKERS, TEXTS, load_emodb, parse_name
+from speechmodel.datasets.manifest import CorpusError
 
 
 def _touch(root, *names):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from datasets.emotions import EMOTIONS
-from datasets.manifest import Manifest, Utterance
-from datasets.protocols import (
+from speechmodel.datasets.emotions import EMOTIONS
+from speechmodel.datasets.manifest import Manifest, Utterance
+from speechmodel.datasets.protocols import (
     Fold,
     check_fold,
     choose_speakers,
@@ -16,8 +16,9 @@ from datasets.protocols import (
     read_folds,
     write_folds,
 )
+from tests.paths import RAVDESS
 
-REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ravdess"
+REAL = RAVDESS
 
 
 def _manifest(
@@ -231,7 +232,7 @@ def test_ravdess_default_kfold_is_six_contiguous_folds():
 
 @pytest.mark.skipif(not REAL.is_dir(), reason=f"RAVDESS copy not found at {REAL}")
 def test_real_ravdess_kfold():
-    from datasets.ravdess import load_ravdess
+    from speechmodel.datasets.ravdess import load_ravdess
 
     m = load_ravdess(REAL)
     folds = make_folds(m, "kfold")
@@ -627,8 +628,8 @@ def test_write_read_loco(tmp_path):
 
 
 def test_real_ravdess_and_nemo_loco_and_multi():
-    from datasets.nemo import load_nemo
-    from datasets.ravdess import load_ravdess
+    from speechmodel.datasets.nemo import load_nemo
+    from speechmodel.datasets.ravdess import load_ravdess
     from tests.paths import RAVDESS, nemo_dir
 
     r, n = load_ravdess(RAVDESS), load_nemo(nemo_dir())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
-from datasets.balance import class_weights, oversample
+from speechmodel.datasets.balance import class_weights, oversample
 
 
 def test_oversample_to_majority_count():

@@ -2,7 +2,7 @@ import inspect
 
 import pytest
 
-import datasets
+from speechmodel import datasets
 
 
 def test_corpora_registry():

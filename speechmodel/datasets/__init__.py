@@ -2,7 +2,7 @@
 
 Load a corpus into a :class:`Manifest` of labelled utterances::
 
-    import datasets
+    from speechmodel import datasets
     manifest = datasets.load("ravdess", "/data/ravdess")
     print(manifest.summary())
     folds = datasets.make_folds(manifest, "kfold")     # 6 speaker folds
@@ -16,7 +16,7 @@ Several corpora are joined into one manifest (speakers become
     folds = datasets.make_folds(both, "loco")     # leave one corpus out
     folds = datasets.make_folds(both, "multi")    # fold i: group i of every corpus
 
-The one registry of corpora is :mod:`datasets.registry` (loaders here,
+The one registry of corpora is :mod:`speechmodel.datasets.registry` (loaders here,
 sources, licences and layouts in ``sources.json``): ``CORPORA`` maps every
 corpus name to its loader, ``corpus_names()`` lists them, ``corpus(name)``
 gives the whole entry, ``corpus_name(name)`` resolves aliases (``"emo-db"``,

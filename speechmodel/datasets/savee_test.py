@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets.manifest import CorpusError
-from datasets.savee import SPEAKERS, load_savee, parse_name
+from speechmodel.datasets.manifest import CorpusError
+from speechmodel.datasets.savee import SPEAKERS, load_savee, parse_name
 
 CODES = ("a", "d", "f", "h", "n", "sa", "su")
 

@@ -2,11 +2,12 @@ from pathlib import Path
 
 import pytest
 
-import datasets
-from datasets.manifest import CorpusError
-from datasets.ravdess import load_ravdess, parse_name
+from speechmodel import datasets
+from speechmodel.datasets.manifest import CorpusError
+from speechmodel.datasets.ravdess import load_ravdess, parse_name
+from tests.paths import RAVDESS
 
-REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ravdess"
+REAL = RAVDESS
 
 
 def _touch(root, *names):

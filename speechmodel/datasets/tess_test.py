@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets.manifest import CorpusError
-from datasets.tess import load_tess, parse_name
+from speechmodel.datasets.manifest import CorpusError
+from speechmodel.datasets.tess import load_tess, parse_name
 
 # The folder names of the released corpus, irregular spellings included.
 FOLDERS = {

@@ -1,7 +1,7 @@
-"""Download speech emotion corpora: ``python -m datasets.download NAME --to DIR``.
+"""Download speech emotion corpora: ``python -m speechmodel.datasets.download NAME --to DIR``.
 
-Every corpus is described once, in the registry (:mod:`datasets.registry`
-and ``datasets/sources.json``): where it comes from, its licence, the
+Every corpus is described once, in the registry (:mod:`speechmodel.datasets.registry`
+and ``speechmodel/datasets/sources.json``): where it comes from, its licence, the
 checksum or size its distributor publishes, and the directory layout the
 loaders expect.
 
@@ -30,10 +30,10 @@ where to put the files, and exits with status 2.
 
 Examples:
 
-    python -m datasets.download --list
-    python -m datasets.download ravdess --to data/ravdess
-    python -m datasets.download ravdess --to data/ravdess --url https://mirror.example/ravdess.zip
-    python -m datasets.download iemocap --to data/iemocap   # prints instructions, exit 2
+    python -m speechmodel.datasets.download --list
+    python -m speechmodel.datasets.download ravdess --to data/ravdess
+    python -m speechmodel.datasets.download ravdess --to data/ravdess --url https://mirror.example/ravdess.zip
+    python -m speechmodel.datasets.download iemocap --to data/iemocap   # prints instructions, exit 2
 """
 
 from __future__ import annotations
@@ -345,7 +345,7 @@ def hint(name: str, *, to: str | os.PathLike | None = None) -> str:
             what = f"{len(files)} files ({', '.join(f['filename'] for f in files)})"
         text = (
             f"{src['title']} ({licence}) can be downloaded automatically: run "
-            f"`python -m datasets.download {key} --to {d}`. It fetches {what} from "
+            f"`python -m speechmodel.datasets.download {key} --to {d}`. It fetches {what} from "
             f"{src['homepage']}, {_verification_text(files, expected)}, and extracts "
             f"{'it' if len(files) == 1 else 'them'} so that {where}; "
             f"an interrupted download resumes when the command is run again. "
@@ -1181,7 +1181,7 @@ def _install(key, src, to, files, work, lock_path, overridden, retries, timeout,
 # --------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------
-PROG = "python -m datasets.download"
+PROG = "python -m speechmodel.datasets.download"
 
 
 def _list_text() -> str:
@@ -1196,7 +1196,7 @@ def _list_text() -> str:
         for r in rows
     ]
     lines.append("")
-    lines.append("download: `python -m datasets.download NAME --to DIR` fetches it.")
+    lines.append("download: `python -m speechmodel.datasets.download NAME --to DIR` fetches it.")
     lines.append("manual, licence-gated: the same command prints what to request and where to put the files.")
     return "\n".join(lines)
 

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from datasets import emotions
-from datasets.manifest import Manifest, Utterance
+from speechmodel.datasets import emotions
+from speechmodel.datasets.manifest import Manifest, Utterance
 
 
 def _manifest(names):

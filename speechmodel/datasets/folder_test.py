@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-import datasets
-from datasets.folder import load_folder
-from datasets.manifest import CorpusError
+from speechmodel import datasets
+from speechmodel.datasets.folder import load_folder
+from speechmodel.datasets.manifest import CorpusError
 
 
 def _touch(root, *names):
@@ -98,7 +98,7 @@ def test_speakers_csv(tmp_path):
 
 def test_speaker_emotion_layout_gives_the_speakers_and_says_what_it_found(tmp_path, caplog):
     _touch(tmp_path, "ann/happy/a.wav", "ann/sad/b.wav", "bob/Anger/c.wav", "sad/d.wav", "happy/sad/e.wav")
-    with caplog.at_level("INFO", logger="datasets.folder"):
+    with caplog.at_level("INFO", logger="speechmodel.datasets.folder"):
         m = load_folder(tmp_path)
     rel = {Path(u.path).relative_to(tmp_path).as_posix(): (u.speaker, u.emotion) for u in m}
     assert rel == {

@@ -1,4 +1,4 @@
-"""Tests for datasets.download, run offline against a local HTTP server.
+"""Tests for speechmodel.datasets.download, run offline against a local HTTP server.
 
 The server listens on 127.0.0.1 (ephemeral port) in a daemon thread, supports
 single ``Range: bytes=N-`` requests, can drop the connection after N bytes of
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
-import datasets
-from datasets import download as dl
+from speechmodel import datasets
+from speechmodel.datasets import download as dl
+from tests.paths import RAVDESS, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_RAVDESS = REPO / ".." / "shared" / "data" / "ravdess"
+SHARED_RAVDESS = RAVDESS
 
 RAVDESS_MEMBERS = (
     "Actor_01/03-01-01-01-01-01-01.wav",
@@ -198,11 +198,11 @@ def test_hint_is_one_paragraph_with_the_way_to_get_the_corpus(name):
     assert "\n" not in text and text.strip() == text
     assert src["title"] in text and src["licence"] in text
     if src["access"] == "download":
-        assert f"python -m datasets.download {name} --to /data/x" in text
+        assert f"python -m speechmodel.datasets.download {name} --to /data/x" in text
         assert "cannot" not in text.split("It fetches")[0]
     else:
         assert "cannot be downloaded automatically" in text
-        assert "python -m datasets.download" not in text
+        assert "python -m speechmodel.datasets.download" not in text
         assert re.search(r"https?://\S+", src["instructions"]).group(0) in text
     example = src["layout"]["example"]
     if example:
@@ -562,14 +562,14 @@ def test_cli_download_and_errors(serve, tmp_path, capsys):
 def test_cli_module_entry_point_list_and_gated(tmp_path):
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     listed = subprocess.run(
-        [sys.executable, "-m", "datasets.download", "--list"],
+        [sys.executable, "-m", "speechmodel.datasets.download", "--list"],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
     )
     assert listed.returncode == 0, listed.stderr
     for name, access in [("ravdess", "download"), ("iemocap", "licence-gated"), ("cremad", "manual")]:
         assert re.search(rf"^{name}\s+{access}\s", listed.stdout, re.M), listed.stdout
     gated = subprocess.run(
-        [sys.executable, "-m", "datasets.download", "iemocap", "--to", str(tmp_path / "iemocap")],
+        [sys.executable, "-m", "speechmodel.datasets.download", "iemocap", "--to", str(tmp_path / "iemocap")],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
     )
     assert gated.returncode == 2
@@ -655,5 +655,5 @@ def test_cli_accepts_both_flag_spellings_help_and_one_line_usage_errors(serve, t
     for bad in (["--bogus"], [], ["ravdess"], ["ravdess", "--to", "x", "--size", "big"], ["--download_dir"]):
         assert dl.main(bad) == 2, bad
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("python -m datasets.download: error: "), err
+        assert err.count("\n") == 1 and err.startswith("python -m speechmodel.datasets.download: error: "), err
         assert err.rstrip().endswith("Try --help."), err

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from datasets.manifest import CorpusError
-from datasets.thaiser import decide_label, load_thaiser, parse_name, vote_scores
+from speechmodel.datasets.manifest import CorpusError
+from speechmodel.datasets.thaiser import decide_label, load_thaiser, parse_name, vote_scores
 
 
 def _touch(root, *names):

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-import datasets
-from datasets import download, registry
+from speechmodel import datasets
+from speechmodel.datasets import download, registry
 from speechmodel.errors import ParameterError
 
 

@@ -5,10 +5,10 @@ function in ``_LOADERS``; where it comes from (download files and
 checksums), its licence, its aliases and the layout the loader expects are
 its entry in ``sources.json`` (data, read with ``json.load``). ``load`` /
 ``corpus_name`` (the loaders, ``train.py --dataset``) and
-``python -m datasets.download`` all read this module, so a name or alias
+``python -m speechmodel.datasets.download`` all read this module, so a name or alias
 known to one is known to all::
 
-    from datasets import registry
+    from speechmodel.datasets import registry
     registry.corpus_names()            # ['ravdess', 'emodb', ..., 'folder', 'csv']
     registry.corpus("vistec").name     # 'thaiser' (VISTEC's THAI SER corpus)
     registry.corpus("emo-db").licence  # 'no formal licence stated; ...'

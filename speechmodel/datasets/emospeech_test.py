@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datasets
-from datasets.emospeech import load_emospeech
-from datasets.manifest import CorpusError, Manifest
+from speechmodel import datasets
+from speechmodel.datasets.emospeech import load_emospeech
+from speechmodel.datasets.manifest import CorpusError, Manifest
 from tests.paths import emospeech_dir
 
 HEADER = "path,emotion,speaker,keyword,environment,location,source_file"

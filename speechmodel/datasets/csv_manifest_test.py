@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-import datasets
-from datasets.csv_manifest import load_csv
-from datasets.manifest import CorpusError, Manifest
+from speechmodel import datasets
+from speechmodel.datasets.csv_manifest import load_csv
+from speechmodel.datasets.manifest import CorpusError, Manifest
 
 
 def _touch(root, *names):
