@@ -45,8 +45,10 @@ from .manifest import (
     Utterance,
     check_data_dir,
     describe_dir,
+    find_by_stem,
     natural_key,
     scan_audio,
+    stem_index,
 )
 
 CORPUS = "emospeech"
@@ -125,9 +127,7 @@ def load_emospeech(data_dir):
     rows = _read_rows(labels, data_dir)
     collector = Collector(CORPUS)
     audio = scan_audio(data_dir, collector)
-    by_stem = {}
-    for path in audio:
-        by_stem.setdefault(os.path.splitext(path)[0], []).append(path)
+    by_stem = stem_index(audio)
     table = emotions_lib.CORPUS_LABELS[CORPUS]
     root = os.path.realpath(data_dir)
     claimed = set()
@@ -150,17 +150,13 @@ def load_emospeech(data_dir):
         if os.path.splitext(named)[1].lower() not in AUDIO_EXTENSIONS:
             collector.problem(where, f"path {relative!r} does not name an audio file")
             continue
-        others = [p for p in by_stem.get(os.path.splitext(named)[0], ()) if p != named]
-        if os.path.isfile(named):
-            path = named
-        elif len(others) == 1:
-            path = others[0]
-        elif others:
+        path, others = find_by_stem(named, by_stem)
+        if path is None and others:
             names = ", ".join(os.path.basename(p) for p in others)
             collector.problem(where, f"{relative} is absent and several files share its stem ({names})")
             claimed.update(others)
             continue
-        else:
+        if path is None:
             collector.problem(where, f"audio file not found: {relative} (nor under another audio extension)")
             continue
         claimed.add(path)

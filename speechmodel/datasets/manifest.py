@@ -736,6 +736,36 @@ def scan_audio(root, collector, *, extensions=AUDIO_EXTENSIONS):
     return found
 
 
+def stem_index(paths):
+    """Audio paths by their path without the extension: the index
+    ``find_by_stem`` looks in."""
+    index = {}
+    for path in paths:
+        index.setdefault(os.path.splitext(path)[0], []).append(path)
+    return index
+
+
+def find_by_stem(named, index):
+    """The audio file that a corpus' table names: ``named`` when it exists,
+    else the one file beside it with the same stem and another audio
+    extension (a re-encoded copy: ``.opus`` for the named ``.wav``).
+
+    Args:
+        named: the path the table gives.
+        index: ``stem_index`` of the corpus' audio files.
+
+    Returns:
+        ``(path, others)``: ``others`` are the indexed files that share the
+        stem, other than ``named``; ``path`` is None when ``named`` is
+        absent and there is not exactly one of them (none, or several: which
+        one is meant is ambiguous).
+    """
+    others = [p for p in index.get(os.path.splitext(named)[0], ()) if p != named]
+    if os.path.isfile(named):
+        return named, others
+    return (others[0] if len(others) == 1 else None), others
+
+
 class NameScan:
     """The audio files of a corpus, parsed by the corpus' naming scheme.
 

@@ -347,3 +347,18 @@ def test_file_names_that_are_not_utf8_round_trip_through_the_csv(tmp_path):
     assert b"caf\xe9-angry.wav" in (tmp_path / "manifest.csv").read_bytes()
     again = Manifest.from_csv(tmp_path / "manifest.csv")
     assert [u.path for u in again] == [str(tmp_path / name)]
+
+
+def test_find_by_stem_prefers_the_named_file_then_the_one_other_encoding(tmp_path):
+    from speechmodel.datasets.manifest import find_by_stem, stem_index
+
+    for name in ("a.wav", "a.opus", "b.opus", "c.flac", "c.ogg", "sub/a.mp3"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    index = stem_index(str(p) for p in sorted(tmp_path.rglob("*.*")))
+    named = str(tmp_path / "a.wav")
+    assert find_by_stem(named, index) == (named, [str(tmp_path / "a.opus")])  # the other folder's "a" is not
+    assert find_by_stem(str(tmp_path / "b.wav"), index) == (str(tmp_path / "b.opus"), [str(tmp_path / "b.opus")])
+    path, others = find_by_stem(str(tmp_path / "c.wav"), index)
+    assert path is None and sorted(others) == [str(tmp_path / "c.flac"), str(tmp_path / "c.ogg")]
+    assert find_by_stem(str(tmp_path / "d.wav"), index) == (None, [])

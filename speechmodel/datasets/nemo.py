@@ -49,8 +49,10 @@ from .manifest import (
     check_data_dir,
     describe_dir,
     natural_key,
+    find_by_stem,
     normalize_gender,
     scan_audio,
+    stem_index,
 )
 
 CORPUS = "nemo"
@@ -204,11 +206,7 @@ def load_nemo(data_dir):
     rows = _read_rows(labels, data_dir)
     collector = Collector(CORPUS)
     audio = scan_audio(data_dir, collector)
-    by_stem = {}
-    for path in audio:
-        if os.path.dirname(path) == samples:
-            stem = os.path.splitext(os.path.basename(path))[0]
-            by_stem.setdefault(stem, []).append(path)
+    by_stem = stem_index(audio)
     table = emotions_lib.CORPUS_LABELS[CORPUS]
     claimed = {}  # audio path -> why no "not listed" problem is needed
     for line, row in rows:
@@ -232,18 +230,15 @@ def load_nemo(data_dir):
             )
             continue
         named = os.path.join(samples, file_id)
-        others = [p for p in by_stem.get(stem, ()) if p != named]
-        if os.path.isfile(named):
-            path = named
+        path, others = find_by_stem(named, by_stem)
+        if path == named:
             for other in others:
                 claimed.setdefault(
                     other,
                     f"another encoding of {file_id}, which {LABELS_FILE} names "
                     f"(line {line}) and which exists: the named file is preferred",
                 )
-        elif len(others) == 1:
-            path = others[0]
-        elif others:
+        elif path is None and others:
             names = ", ".join(os.path.basename(p) for p in others)
             collector.problem(
                 where,
@@ -253,7 +248,7 @@ def load_nemo(data_dir):
             for other in others:
                 claimed.setdefault(other, "")
             continue
-        else:
+        elif path is None:
             collector.problem(
                 where,
                 f"audio file not found: {SAMPLES_DIR}/{file_id} (nor under "
