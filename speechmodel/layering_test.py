@@ -16,7 +16,7 @@ UPPER = ("speechmodel.inference", "speechmodel.models", "speechmodel.training",
          "speechmodel.pipeline", "speechmodel.export")
 LOW = {
     "speechmodel/signal.py": UPPER,
-    "speechmodel/audio.py": UPPER,
+    "speechmodel/audio": UPPER,
     "speechmodel/features.py": UPPER,
     "speechmodel/config.py": UPPER,
     "speechmodel/errors.py": UPPER,

@@ -3,15 +3,8 @@ import pytest
 import soundfile as sf
 
 from speechmodel import audio
+from speechmodel.tests.audio_files import bad_files, sine
 from tests.paths import ravdess_files
-
-
-def sine(freq, sr, seconds=1.0, channels=1, amplitude=0.5):
-    t = np.arange(int(sr * seconds)) / sr
-    y = amplitude * np.sin(2 * np.pi * freq * t)
-    if channels > 1:
-        y = np.stack([y * (c + 1) / channels for c in range(channels)], axis=1)
-    return y.astype(np.float64)
 
 
 def peak_hz(y, sr):
@@ -84,30 +77,8 @@ def test_stereo_without_mixing(tmp_path):
     assert y.shape[1] == 2 and abs(y.shape[0] - 16000) <= 1
 
 
-def _bad_files(tmp_path):
-    good = tmp_path / "good.wav"
-    sf.write(good, sine(300, 16000), 16000, subtype="PCM_16")
-    data = good.read_bytes()
-    files = {
-        "missing": tmp_path / "missing.wav",
-        "empty": tmp_path / "empty.wav",
-        "not_audio": tmp_path / "notes.wav",
-        "truncated": tmp_path / "truncated.wav",
-        "no_samples": tmp_path / "no_samples.wav",
-        "non_finite": tmp_path / "nan.wav",
-    }
-    files["empty"].write_bytes(b"")
-    files["not_audio"].write_text("this is a text file with a .wav name\n" * 20)
-    files["truncated"].write_bytes(data[: len(data) // 2])
-    sf.write(files["no_samples"], np.zeros(0), 16000, subtype="PCM_16")
-    y = sine(300, 16000)
-    y[100] = np.nan
-    sf.write(files["non_finite"], y, 16000, subtype="FLOAT")
-    return good, files
-
-
 def test_each_bad_input_gets_a_typed_error_naming_the_file(tmp_path):
-    _, files = _bad_files(tmp_path)
+    _, files = bad_files(tmp_path)
     header_only = tmp_path / "header_only.wav"
     header_only.write_bytes(files["truncated"].read_bytes()[:30])
     for kind, path in files.items():
@@ -145,46 +116,6 @@ def test_iter_blocks_streams_the_same_audio(tmp_path):
     assert abs(len(streamed) - len(whole)) <= 2
     n = min(len(streamed), len(whole))
     np.testing.assert_allclose(streamed[500 : n - 500], whole[500 : n - 500], atol=1e-4)
-
-
-def test_graph_decoders_match_load_audio(tmp_path):
-    import tensorflow as tf
-
-    real = ravdess_files("Actor_01/*.wav")[:2]
-    stereo = tmp_path / "stereo16.wav"
-    sf.write(stereo, sine(700, 16000, channels=2), 16000, subtype="PCM_16")
-    flac16 = tmp_path / "a.flac"
-    sf.write(flac16, sine(700, 16000, channels=2), 16000, format="FLAC", subtype="PCM_16")
-    flac24 = tmp_path / "b.flac"
-    sf.write(flac24, sine(900, 16000), 16000, format="FLAC", subtype="PCM_24")
-    resampled = tmp_path / "c.wav"
-    sf.write(resampled, sine(700, 8000), 8000, subtype="PCM_16")
-    expected = {
-        real[0]: "wav",
-        real[1]: "wav",
-        str(stereo): "wav",
-        str(flac16): "flac16",
-        str(flac24): "flac24",
-        str(resampled): "python",
-    }
-    for path, decoder in expected.items():
-        assert audio.graph_decoder(path) == decoder, path
-        code = tf.constant(audio.GRAPH_DECODERS.index(decoder))
-        waveform, error = audio.tf_load_audio(tf.constant(path), decoder=code)
-        assert error.numpy() == b""
-        np.testing.assert_allclose(
-            waveform.numpy(), audio.load_audio(path), atol=1e-6, err_msg=path
-        )
-
-
-def test_tf_load_audio_reports_instead_of_raising(tmp_path):
-    import tensorflow as tf
-
-    _, files = _bad_files(tmp_path)
-    for kind, path in files.items():
-        waveform, error = audio.tf_load_audio(tf.constant(str(path)))
-        assert waveform.shape == (0,)
-        assert error.numpy().decode().startswith(str(path) + ": ")
 
 
 def test_stereo_real_ravdess_file_loads_as_mono():
