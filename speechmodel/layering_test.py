@@ -112,3 +112,12 @@ def test_importing_the_loaders_leaves_datasets_to_others():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_augmentation_settings_need_no_tensorflow():
+    """Config validation checks ``training.augment`` with the settings
+    alone: they never import TensorFlow or the operations."""
+    found = imported_modules(ROOT / "augment" / "settings.py")
+    assert not [m for m in found if m.startswith(("tensorflow", "keras", "speechmodel"))]
+    assert (ROOT / "augment" / "__init__.py").read_text().lstrip().startswith('"""')
+    assert imported_modules(ROOT / "augment" / "__init__.py") == set()

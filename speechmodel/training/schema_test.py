@@ -13,7 +13,7 @@ def test_names_and_keys_match_the_registries():
     import inspect
 
     from speechmodel import datasets, distribute, precision
-    from speechmodel.augment import AUGMENTATIONS
+    from speechmodel.augment.settings import AUGMENTATIONS
     from speechmodel.classical.classifiers import available_classifiers
     from speechmodel.models import frontends, registry
     from speechmodel.models.audio_speech_model import AudioSpeechModel
