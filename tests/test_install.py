@@ -113,7 +113,7 @@ def test_pip_install_gives_the_library_and_no_top_level_datasets(installed):
     info = json.loads(_run([python, "-c", (
         "import json, speechmodel; from speechmodel import datasets; "
         "from speechmodel.training.config import default_config_path; "
-        "print(json.dumps([speechmodel.__file__, datasets.__name__, datasets.load_ravdess.__module__, "
+        "print(json.dumps([speechmodel.__file__, datasets.__name__, datasets.CORPORA['ravdess'].__module__, "
         "default_config_path('ravdess')]))"
     )], elsewhere))
     assert info[0].startswith(site)

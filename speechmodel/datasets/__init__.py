@@ -16,9 +16,10 @@ Several corpora are joined into one manifest (speakers become
     folds = datasets.make_folds(both, "loco")     # leave one corpus out
     folds = datasets.make_folds(both, "multi")    # fold i: group i of every corpus
 
-The one registry of corpora is :mod:`speechmodel.datasets.registry` (loaders here,
-sources, licences and layouts in ``sources.json``): ``CORPORA`` maps every
-corpus name to its loader, ``corpus_names()`` lists them, ``corpus(name)``
+The one registry of corpora is :mod:`speechmodel.datasets.registry` (each
+corpus' source, licence and layout in ``sources.json``, its loader
+``load_<name>`` in ``<name>.py``): ``CORPORA`` maps every corpus name to its
+loader, ``corpus_names()`` lists them, ``corpus(name)``
 gives the whole entry, ``corpus_name(name)`` resolves aliases (``"emo-db"``,
 ``"vistec"``) and ``load(name, data_dir, **options)`` calls the loader. A
 folder that does not look like the corpus raises :class:`CorpusError`.
@@ -28,9 +29,7 @@ decoded here.
 """
 
 from .balance import class_weights, oversample
-from .cremad import load_cremad
 from .csv_manifest import load_csv
-from .emodb import load_emodb
 from .emotions import (
     EMOTIONS,
     canonical_emotion,
@@ -39,7 +38,6 @@ from .emotions import (
     parse_emotions,
 )
 from .folder import load_folder
-from .iemocap import load_iemocap
 from .manifest import (
     AUDIO_EXTENSIONS,
     UNKNOWN_SPEAKER,
@@ -48,8 +46,6 @@ from .manifest import (
     Problem,
     Utterance,
 )
-from .nemo import load_nemo
-from .emospeech import load_emospeech
 from .protocols import (
     PROTOCOLS,
     Fold,
@@ -58,7 +54,6 @@ from .protocols import (
     read_folds,
     write_folds,
 )
-from .ravdess import load_ravdess
 from .registry import (
     ALIASES,
     CORPORA,
@@ -69,9 +64,6 @@ from .registry import (
     corpus_names,
     load,
 )
-from .savee import load_savee
-from .tess import load_tess
-from .thaiser import load_thaiser
 
 __all__ = [
     "ALIASES",
@@ -95,17 +87,8 @@ __all__ = [
     "corpus_name",
     "corpus_names",
     "load",
-    "load_cremad",
     "load_csv",
-    "load_emodb",
     "load_folder",
-    "load_iemocap",
-    "load_nemo",
-    "load_emospeech",
-    "load_ravdess",
-    "load_savee",
-    "load_tess",
-    "load_thaiser",
     "make_folds",
     "map_emotion",
     "oversample",

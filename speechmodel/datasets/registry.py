@@ -1,12 +1,13 @@
 """The one registry of corpora: name -> loader, aliases, source, licence, layout.
 
-Every corpus the toolkit knows is listed once here. Its loader is the
-function in ``_LOADERS``; where it comes from (download files and
-checksums), its licence, its aliases and the layout the loader expects are
-its entry in ``sources.json`` (data, read with ``json.load``). ``load`` /
-``corpus_name`` (the loaders, ``train.py --dataset``) and
-``python -m speechmodel.datasets.download`` all read this module, so a name or alias
-known to one is known to all::
+Every published corpus the toolkit knows is one entry of ``sources.json``
+(data, read with ``json.load``): where it comes from (download files and
+checksums), its licence, its aliases and the layout its loader expects, in
+the order corpora are listed. Its loader is ``load_<name>`` of the module
+``speechmodel/datasets/<name>.py``. Adding a corpus is that module (with its
+``*_test.py``) and its entry here: ``load`` / ``corpus_name`` (the loaders,
+``train.py --dataset``) and ``python -m speechmodel.datasets.download`` all
+read this module, so a name or alias known to one is known to all::
 
     from speechmodel.datasets import registry
     registry.corpus_names()            # ['ravdess', 'emodb', ..., 'folder', 'csv']
@@ -18,6 +19,7 @@ source (nothing to download).
 """
 
 import dataclasses
+import importlib
 import inspect
 import json
 import re
@@ -26,37 +28,17 @@ from typing import Callable, Mapping
 
 from speechmodel.errors import Error, ParameterError
 
-from .cremad import load_cremad
 from .csv_manifest import load_csv
-from .emodb import load_emodb
-from .emospeech import load_emospeech
 from .folder import load_folder
-from .iemocap import load_iemocap
-from .nemo import load_nemo
-from .ravdess import load_ravdess
-from .savee import load_savee
-from .tess import load_tess
-from .thaiser import load_thaiser
 
 SOURCES_PATH = Path(__file__).resolve().with_name("sources.json")
 ACCESS_KINDS = ("download", "manual", "licence-gated")
 
-# The loaders, in the order corpora are listed (help texts, errors, --list).
-_LOADERS = {
-    "ravdess": load_ravdess,
-    "emodb": load_emodb,
-    "tess": load_tess,
-    "savee": load_savee,
-    "cremad": load_cremad,
-    "iemocap": load_iemocap,
-    "thaiser": load_thaiser,
-    "nemo": load_nemo,
-    "emospeech": load_emospeech,
-    "folder": load_folder,
-    "csv": load_csv,
-}
+# The loaders of the user's own data, listed after the published corpora.
+_OWN_DATA = {"folder": load_folder, "csv": load_csv}
 
 _HEX = re.compile(r"[0-9a-f]+")
+_CORPUS_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class RegistryError(Error, ValueError):
@@ -140,8 +122,11 @@ def _validate_source(path, key, src):
     def bad(msg):
         return RegistryError(f"{path}: corpus {key!r}: {msg}")
 
-    if key not in _LOADERS:
-        raise bad(f"no loader of that name; loaders: {', '.join(_LOADERS)}.")
+    if _loader(key) is None:
+        raise bad(
+            f"no loader of that name: speechmodel/datasets/{key}.py must define load_{key} "
+            "(the corpus' loader)."
+        )
     if not isinstance(src, dict):
         raise bad("must be an object.")
     for field in ("title", "homepage", "licence", "licence_url", "access", "layout"):
@@ -184,6 +169,20 @@ def _validate_source(path, key, src):
             raise bad(f"{name}: size must be a positive integer or null. Received: {size!r}")
 
 
+def _loader(name):
+    """``load_<name>`` of the module ``speechmodel.datasets.<name>``, or None."""
+    if not isinstance(name, str) or not _CORPUS_NAME.fullmatch(name) or name in _OWN_DATA:
+        return None
+    try:
+        module = importlib.import_module(f"{__package__}.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.{name}":
+            raise
+        return None
+    loader = getattr(module, f"load_{name}", None)
+    return loader if callable(loader) else None
+
+
 def is_hex(value, length):
     """True if ``value`` is ``length`` lower-case hexadecimal digits."""
     return isinstance(value, str) and len(value) == length and bool(_HEX.fullmatch(value))
@@ -199,15 +198,11 @@ def _is_plain_relpath(rel):
 # The registry
 # --------------------------------------------------------------------------
 def _build(sources):
-    return {
-        name: Corpus(
-            name,
-            loader,
-            tuple(sources[name].get("aliases", [])) if name in sources else (),
-            sources.get(name),
-        )
-        for name, loader in _LOADERS.items()
+    published = {
+        name: Corpus(name, _loader(name), tuple(src.get("aliases", [])), src)
+        for name, src in sources.items()
     }
+    return {**published, **{name: Corpus(name, loader) for name, loader in _OWN_DATA.items()}}
 
 
 REGISTRY = _build(load_sources())
