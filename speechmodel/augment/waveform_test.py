@@ -42,33 +42,6 @@ def speech():
     return load_audio(ravdess_files("Actor_01/*.wav")[0])
 
 
-def sine(freq, seconds=1.0, sr=SR, amplitude=0.5):
-    t = np.arange(int(seconds * sr)) / sr
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def peak_hz(y, sr=SR):
-    """Frequency of the largest FFT bin, refined by parabolic interpolation."""
-    spectrum = np.abs(np.fft.rfft(y * np.hanning(y.size)))
-    k = int(np.argmax(spectrum[1:-1])) + 1
-    a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-12)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / y.size
-
-
-def snr_db(signal, mixed):
-    added = np.asarray(mixed, np.float64) - signal
-    return 10 * np.log10(np.mean(np.square(signal, dtype=np.float64)) / np.mean(added**2))
-
-
-def seeds(a, b=0):
-    return tf.constant([a, b], tf.int64)
-
-
-@pytest.fixture(scope="module")
-def speech():
-    return load_audio(ravdess_files("Actor_01/*.wav")[0])
-
-
 @pytest.mark.parametrize("kind", NOISE_KINDS)
 def test_noise_is_added_at_the_requested_snr(speech, kind):
     fn = build_waveform_augment({"noise": {"p": 1, "snr_db": 10, "kind": kind}})

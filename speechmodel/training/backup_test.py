@@ -5,17 +5,11 @@ import keras
 
 from speechmodel.training.backup import AtomicBackupAndRestore
 from speechmodel.training.callbacks import EpochSeed, HistoryLog
+from speechmodel.tests.tiny_models import dense_model
 
 
 class Stop(Exception):
     pass
-
-
-def _model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile(optimizer="adam", loss="mse")
-    return model
 
 
 def _stop_after(epoch_to_stop):
@@ -48,17 +42,17 @@ def test_a_kill_while_the_backup_is_written_leaves_the_previous_backup(tmp_path)
     x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
 
     # Keras' own callback writes in place: the next run cannot resume.
-    model = _model()
+    model = dense_model()
     _killed_while_saving(model, keras.callbacks.BackupAndRestore, str(tmp_path / "keras"), x, y)
     with pytest.raises(OSError):
-        _model().fit(x, y, epochs=5, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "keras"))])
+        dense_model().fit(x, y, epochs=5, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "keras"))])
 
     # The atomic one keeps the complete backup of epoch 0 and resumes at 1.
-    model = _model()
+    model = dense_model()
     _killed_while_saving(model, AtomicBackupAndRestore, str(tmp_path / "atomic"), x, y)
     epochs = []
     seen = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
-    resumed = _model()
+    resumed = dense_model()
     resumed.fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(tmp_path / "atomic")), seen])
     assert epochs == [1, 2]
     assert not (tmp_path / "atomic").exists()  # removed once training ends

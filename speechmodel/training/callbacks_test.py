@@ -4,13 +4,7 @@ import pytest
 import keras
 
 from speechmodel.training.callbacks import DiskFullError, DiskSpaceGuard, HistoryLog
-
-
-def _model():
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile(optimizer="adam", loss="mse")
-    return model
+from speechmodel.tests.tiny_models import dense_model
 
 
 def test_history_rows_are_on_disk_as_soon_as_written_and_cut_back_on_resume(tmp_path):
@@ -29,7 +23,7 @@ def test_a_disk_without_room_for_an_epoch_stops_training_cleanly(tmp_path, monke
     import errno
     import shutil
 
-    model = _model()
+    model = dense_model()
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: type(usage)(usage.total, usage.total, 10 * 2**20))
     with pytest.raises(DiskFullError) as info:
@@ -51,12 +45,12 @@ def test_a_fit_on_a_dataset_of_unknown_length_prints_no_keras_warning():
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).filter(lambda a, b: True)
     with warnings.catch_warnings(record=True) as loud:
         warnings.simplefilter("always")
-        _model().fit(ds, epochs=2, verbose=0)
+        dense_model().fit(ds, epochs=2, verbose=0)
     assert any("ran out of data" in str(w.message) for w in loud)
     with warnings.catch_warnings(record=True) as quiet:
         warnings.simplefilter("always")
         with quiet_fit():
-            _model().fit(ds, epochs=2, verbose=0)
+            dense_model().fit(ds, epochs=2, verbose=0)
             warnings.warn("a real problem")
     assert [str(w.message) for w in quiet] == ["a real problem"]
 
