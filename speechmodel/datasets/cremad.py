@@ -35,6 +35,16 @@ from .manifest import (
 logger = logging.getLogger(__name__)
 
 CORPUS = "cremad"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# exactly as the corpus writes them.
+LABELS = {
+    "ANG": "angry",
+    "DIS": "disgust",
+    "FEA": "fearful",
+    "HAP": "happy",
+    "NEU": "neutral",
+    "SAD": "sad",
+}
 
 EXPECTED = "an AudioWAV/ folder of files named like 1001_DFA_ANG_XX.wav"
 
@@ -77,10 +87,10 @@ def parse_name(stem):
         raise ValueError(
             f"unknown sentence code {sentence} (valid: {', '.join(SENTENCES)})"
         )
-    if code not in emotions_lib.CORPUS_LABELS[CORPUS]:
+    if code not in LABELS:
         raise ValueError(
             f"unknown emotion code {code} "
-            f"(valid: {', '.join(emotions_lib.CORPUS_LABELS[CORPUS])})"
+            f"(valid: {', '.join(LABELS)})"
         )
     if level not in LEVELS:
         raise ValueError(f"unknown level {level} (valid: {', '.join(LEVELS)})")

@@ -34,6 +34,17 @@ from .manifest import (
 )
 
 CORPUS = "emodb"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# exactly as the corpus writes them.
+LABELS = {
+    "W": "angry",
+    "L": "boredom",
+    "E": "disgust",
+    "A": "fearful",
+    "F": "happy",
+    "T": "sad",
+    "N": "neutral",
+}
 
 EXPECTED = "a wav/ folder (or the folder itself) of files named like 03a01Fa.wav"
 
@@ -76,10 +87,10 @@ def parse_name(stem):
         )
     if text not in TEXTS:
         raise ValueError(f"text code {text} is not one of {', '.join(TEXTS)}")
-    if code not in emotions_lib.CORPUS_LABELS[CORPUS]:
+    if code not in LABELS:
         raise ValueError(
             f"unknown emotion letter {code!r} "
-            f"(valid: {', '.join(emotions_lib.CORPUS_LABELS[CORPUS])})"
+            f"(valid: {', '.join(LABELS)})"
         )
     return {"speaker": speaker, "text": text, "emotion": code, "version": version}
 

@@ -52,6 +52,14 @@ from .manifest import (
 )
 
 CORPUS = "emospeech"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# exactly as the corpus writes them.
+LABELS = {
+    "calm": "calm",
+    "happy": "happy",
+    "angry": "angry",
+    "fearful": "fearful",
+}
 
 LABELS_FILE = "data.csv"
 REQUIRED_COLUMNS = ("path", "emotion", "speaker")
@@ -128,7 +136,7 @@ def load_emospeech(data_dir):
     collector = Collector(CORPUS)
     audio = scan_audio(data_dir, collector)
     by_stem = stem_index(audio)
-    table = emotions_lib.CORPUS_LABELS[CORPUS]
+    table = LABELS
     root = os.path.realpath(data_dir)
     claimed = set()
     for line, row in rows:

@@ -11,39 +11,18 @@ Canonical names, in order::
     neutral, calm, happy, sad, angry, fearful, disgust, surprised,
     boredom, frustrated, excited, other
 
-How each corpus' codes map (also in ``speechmodel/datasets/EMOTIONS.md``):
-
-=========  ========  =====  ======  ===  =====  =======  =======  =========  =======  ==========  =======  =====
-corpus     neutral   calm   happy   sad  angry  fearful  disgust  surprised  boredom  frustrated  excited  other
-=========  ========  =====  ======  ===  =====  =======  =======  =========  =======  ==========  =======  =====
-ravdess    01        02     03      04   05     06       07       08
-emodb      N                F       T    W      A        E                   L
-tess       neutral          happy   sad  angry  fear     disgust  ps (1)
-savee      n                h       sa   a      f        d        su
-cremad     NEU              HAP     SAD  ANG    FEA      DIS
-iemocap    neu              hap(2)  sad  ang    fea      dis      sur                 fru         exc(2)   oth
-thaiser    neutral          happy   sad  angry                                        frustrated
-nemo       neutral          (3)     (3)  (3)    fear              surprised
-emospeech           calm   happy        angry  fearful
-=========  ========  =====  ======  ===  =====  =======  =======  =========  =======  ==========  =======  =====
-
-(1) TESS "pleasant surprise": files say ``ps``, folders say
-``Pleasant_surprise`` or ``pleasant_surprised``; all map to ``surprised``.
-(2) IEMOCAP ``exc`` is ``excited``; the usual 4-class setting merges it into
-``happy`` (``load_iemocap(merge_excited=True)``, the default). IEMOCAP ``xxx``
-(no majority among the annotators) is not an emotion and is never loaded.
-(3) nEMO writes nouns, too long for this table: ``happiness`` -> happy,
-``sadness`` -> sad, ``anger`` -> angry (and ``fear``, ``neutral``,
-``surprised``).
-
-EMO-DB letters are German words: W = Wut (anger), L = Langeweile (boredom),
-E = Ekel (disgust), A = Angst (anxiety/fear), F = Freude (happiness),
-T = Trauer (sadness), N = neutral.
+How each corpus' codes map is its loader's ``LABELS``
+(``speechmodel/datasets/<corpus>.py``; ``corpus_labels()`` gathers them in
+registry order): ``speechmodel/datasets/EMOTIONS.md`` shows them as one table
+(``markdown_table()``), with notes on the codes.
 
 Free-form names (folder names, CSV columns, ``--emotions`` flags) go through
 :func:`canonical_emotion`, which also accepts common synonyms such as
 ``anger``, ``happiness``, ``fear``, ``sadness``, ``surprise`` or ``ps``.
 """
+
+import functools
+import importlib
 
 EMOTIONS = (
     "neutral",
@@ -95,93 +74,6 @@ SYNONYMS = {
     "others": "other",
 }
 
-# The corpus' own codes -> canonical names. Keys are the codes exactly as
-# the corpus writes them, except TESS and THAI SER, whose codes are matched
-# lower-case (their spelling varies within the corpus).
-CORPUS_LABELS = {
-    "ravdess": {
-        "01": "neutral",
-        "02": "calm",
-        "03": "happy",
-        "04": "sad",
-        "05": "angry",
-        "06": "fearful",
-        "07": "disgust",
-        "08": "surprised",
-    },
-    "emodb": {
-        "W": "angry",
-        "L": "boredom",
-        "E": "disgust",
-        "A": "fearful",
-        "F": "happy",
-        "T": "sad",
-        "N": "neutral",
-    },
-    "tess": {
-        "angry": "angry",
-        "disgust": "disgust",
-        "fear": "fearful",
-        "happy": "happy",
-        "neutral": "neutral",
-        "ps": "surprised",
-        "pleasant_surprise": "surprised",
-        "pleasant_surprised": "surprised",
-        "sad": "sad",
-    },
-    "savee": {
-        "a": "angry",
-        "d": "disgust",
-        "f": "fearful",
-        "h": "happy",
-        "n": "neutral",
-        "sa": "sad",
-        "su": "surprised",
-    },
-    "cremad": {
-        "ANG": "angry",
-        "DIS": "disgust",
-        "FEA": "fearful",
-        "HAP": "happy",
-        "NEU": "neutral",
-        "SAD": "sad",
-    },
-    "iemocap": {
-        "neu": "neutral",
-        "hap": "happy",
-        "exc": "excited",
-        "sad": "sad",
-        "ang": "angry",
-        "fru": "frustrated",
-        "fea": "fearful",
-        "dis": "disgust",
-        "sur": "surprised",
-        "oth": "other",
-    },
-    "thaiser": {
-        "neutral": "neutral",
-        "angry": "angry",
-        "happy": "happy",
-        "sad": "sad",
-        "frustrated": "frustrated",
-    },
-    "nemo": {
-        "anger": "angry",
-        "fear": "fearful",
-        "happiness": "happy",
-        "neutral": "neutral",
-        "sadness": "sad",
-        "surprised": "surprised",
-    },
-    "emospeech": {
-        "calm": "calm",
-        "happy": "happy",
-        "angry": "angry",
-        "fearful": "fearful",
-    },
-}
-
-
 def _key(name):
     return str(name).strip().lower().replace(" ", "_").replace("-", "_")
 
@@ -215,12 +107,31 @@ def canonical_emotion(name):
     )
 
 
+@functools.cache
+def _corpus_modules():
+    """The loader module of every published corpus, in registry order."""
+    from . import registry
+
+    return {
+        name: importlib.import_module(registry.corpus(name).loader.__module__)
+        for name in registry.corpus_names(published=True)
+    }
+
+
+def corpus_labels():
+    """Each published corpus' own codes -> canonical names: the ``LABELS``
+    of its loader's module (``speechmodel/datasets/<corpus>.py``), in
+    registry order."""
+    return {name: module.LABELS for name, module in _corpus_modules().items()}
+
+
 def corpus_emotion(corpus, code):
     """The canonical emotion of a corpus' own code.
 
     Args:
-        corpus: a key of :data:`CORPUS_LABELS`, e.g. ``"emodb"``.
-        code: the corpus' code, e.g. ``"W"``.
+        corpus: a published corpus, e.g. ``"emodb"``.
+        code: the corpus' code, e.g. ``"W"`` (matched lower-case for the
+            corpora whose spelling varies: ``LABELS_ANY_CASE``).
 
     Returns:
         str, one of :data:`EMOTIONS`.
@@ -228,13 +139,14 @@ def corpus_emotion(corpus, code):
     Raises:
         ValueError: unknown corpus or code; the message lists the valid codes.
     """
-    if corpus not in CORPUS_LABELS:
+    modules = _corpus_modules()
+    if corpus not in modules:
         raise ValueError(
             f"No label table for this corpus. Received: corpus={corpus!r}. "
-            f"Known: {', '.join(sorted(CORPUS_LABELS))}"
+            f"Known: {', '.join(sorted(modules))}"
         )
-    table = CORPUS_LABELS[corpus]
-    lookup = _key(code) if corpus in ("tess", "thaiser") else code
+    table = modules[corpus].LABELS
+    lookup = _key(code) if getattr(modules[corpus], "LABELS_ANY_CASE", False) else code
     if lookup not in table:
         raise ValueError(
             f"Unknown {corpus} emotion code. Received: code={code!r}. "
@@ -353,12 +265,13 @@ def check_emotion_map(emotion_map):
 
 def markdown_table():
     """The corpus-code table as Markdown (``speechmodel/datasets/EMOTIONS.md`` holds it)."""
-    used = [e for e in EMOTIONS if any(e in t.values() for t in CORPUS_LABELS.values())]
+    tables = corpus_labels()
+    used = [e for e in EMOTIONS if any(e in t.values() for t in tables.values())]
     lines = [
         "| corpus | " + " | ".join(used) + " |",
         "| --- | " + " | ".join("---" for _ in used) + " |",
     ]
-    for corpus, table in CORPUS_LABELS.items():
+    for corpus, table in tables.items():
         cells = []
         for emotion in used:
             codes = [f"`{c}`" for c, e in table.items() if e == emotion]

@@ -25,7 +25,7 @@ def test_vocabulary_order_and_tables_use_it():
         "surprised",
     )
     assert len(set(emotions.EMOTIONS)) == len(emotions.EMOTIONS)
-    for corpus, table in emotions.CORPUS_LABELS.items():
+    for corpus, table in emotions.corpus_labels().items():
         for code, name in table.items():
             assert name in emotions.EMOTIONS, (corpus, code, name)
     for synonym, name in emotions.SYNONYMS.items():
@@ -34,7 +34,7 @@ def test_vocabulary_order_and_tables_use_it():
 
 
 def test_corpus_tables_match_the_documentation():
-    assert len(emotions.CORPUS_LABELS["ravdess"]) == 8
+    assert len(emotions.corpus_labels()["ravdess"]) == 8
     assert emotions.corpus_emotion("emodb", "W") == "angry"
     assert emotions.corpus_emotion("emodb", "L") == "boredom"
     assert emotions.corpus_emotion("emodb", "A") == "fearful"
@@ -117,3 +117,10 @@ def test_emotions_md_matches_the_table():
     assert emotions.markdown_table() in text
     for synonym in emotions.SYNONYMS:
         assert f"`{synonym}`" in text
+
+
+def test_the_code_tables_are_the_loaders_in_registry_order():
+    from speechmodel.datasets import ravdess, registry
+
+    assert list(emotions.corpus_labels()) == registry.corpus_names(published=True)
+    assert emotions.corpus_labels()["ravdess"] is ravdess.LABELS

@@ -47,6 +47,20 @@ from .manifest import (
 )
 
 CORPUS = "iemocap"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# exactly as the corpus writes them.
+LABELS = {
+    "neu": "neutral",
+    "hap": "happy",
+    "exc": "excited",
+    "sad": "sad",
+    "ang": "angry",
+    "fru": "frustrated",
+    "fea": "fearful",
+    "dis": "disgust",
+    "sur": "surprised",
+    "oth": "other",
+}
 
 EXPECTED = (
     "Session1 ... Session5 folders with dialog/EmoEvaluation/*.txt label "
@@ -149,7 +163,7 @@ def load_iemocap(data_dir, *, classes="4", merge_excited=None, improvised_only=F
             found=f"top level: {describe_dir(data_dir)}",
         )
 
-    table = emotions_lib.CORPUS_LABELS[CORPUS]
+    table = LABELS
     collector = Collector(CORPUS)
     for folder, session_id in sessions:
         session_dir = os.path.join(data_dir, folder)

@@ -56,6 +56,16 @@ from .manifest import (
 )
 
 CORPUS = "nemo"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# exactly as the corpus writes them.
+LABELS = {
+    "anger": "angry",
+    "fear": "fearful",
+    "happiness": "happy",
+    "neutral": "neutral",
+    "sadness": "sad",
+    "surprised": "surprised",
+}
 
 LABELS_FILE = "data.tsv"
 SAMPLES_DIR = "samples"
@@ -207,7 +217,7 @@ def load_nemo(data_dir):
     collector = Collector(CORPUS)
     audio = scan_audio(data_dir, collector)
     by_stem = stem_index(audio)
-    table = emotions_lib.CORPUS_LABELS[CORPUS]
+    table = LABELS
     claimed = {}  # audio path -> why no "not listed" problem is needed
     for line, row in rows:
         where = f"{labels}:{line}"

@@ -43,6 +43,18 @@ from .manifest import (
 )
 
 CORPUS = "ravdess"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# exactly as the corpus writes them.
+LABELS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 
 EXPECTED = (
     "folders Actor_01 ... Actor_24 holding files named like "
@@ -98,7 +110,7 @@ def parse_name(stem):
         raise ValueError(
             f"unknown vocal channel {fields['channel']} (01 speech, 02 song)"
         )
-    if fields["emotion"] not in emotions_lib.CORPUS_LABELS[CORPUS]:
+    if fields["emotion"] not in LABELS:
         raise ValueError(f"unknown emotion code {fields['emotion']} (01-08)")
     if fields["intensity"] not in _INTENSITY:
         raise ValueError(

@@ -4,8 +4,9 @@ Every published corpus the toolkit knows is one entry of ``sources.json``
 (data, read with ``json.load``): where it comes from (download files and
 checksums), its licence, its aliases and the layout its loader expects, in
 the order corpora are listed. Its loader is ``load_<name>`` of the module
-``speechmodel/datasets/<name>.py``. Adding a corpus is that module (with its
-``*_test.py``) and its entry here: ``load`` / ``corpus_name`` (the loaders,
+``speechmodel/datasets/<name>.py``, which also holds its emotion codes
+(``LABELS``). Adding a corpus is that module (with its ``*_test.py``) and
+its entry here: ``load`` / ``corpus_name`` (the loaders,
 ``train.py --dataset``) and ``python -m speechmodel.datasets.download`` all
 read this module, so a name or alias known to one is known to all::
 

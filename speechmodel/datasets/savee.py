@@ -28,6 +28,17 @@ from .manifest import (
 )
 
 CORPUS = "savee"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# exactly as the corpus writes them.
+LABELS = {
+    "a": "angry",
+    "d": "disgust",
+    "f": "fearful",
+    "h": "happy",
+    "n": "neutral",
+    "sa": "sad",
+    "su": "surprised",
+}
 
 EXPECTED = (
     "AudioData/<DC|JE|JK|KL>/a01.wav folders, or flat files named like DC_a01.wav"

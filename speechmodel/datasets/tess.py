@@ -38,6 +38,20 @@ from .manifest import (
 )
 
 CORPUS = "tess"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# matched lower-case: their spelling varies within the corpus.
+LABELS = {
+    "angry": "angry",
+    "disgust": "disgust",
+    "fear": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "ps": "surprised",
+    "pleasant_surprise": "surprised",
+    "pleasant_surprised": "surprised",
+    "sad": "sad",
+}
+LABELS_ANY_CASE = True
 
 EXPECTED = (
     "folders such as OAF_angry/ and YAF_pleasant_surprised/ holding files "
@@ -64,10 +78,10 @@ def parse_name(stem):
         )
     speaker, word, code = match.groups()
     code = code.lower()
-    if code not in emotions_lib.CORPUS_LABELS[CORPUS]:
+    if code not in LABELS:
         raise ValueError(
             f"unknown emotion {code!r} "
-            f"(valid: {', '.join(emotions_lib.CORPUS_LABELS[CORPUS])})"
+            f"(valid: {', '.join(LABELS)})"
         )
     return {"speaker": speaker.upper(), "word": word.lower(), "emotion": code}
 

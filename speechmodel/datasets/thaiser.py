@@ -65,6 +65,16 @@ from .manifest import (
 logger = logging.getLogger(__name__)
 
 CORPUS = "thaiser"
+# The corpus' own emotion codes -> canonical names (``emotions.EMOTIONS``),
+# matched lower-case: their spelling varies within the corpus.
+LABELS = {
+    "neutral": "neutral",
+    "angry": "angry",
+    "happy": "happy",
+    "sad": "sad",
+    "frustrated": "frustrated",
+}
+LABELS_ANY_CASE = True
 
 EXPECTED = (
     "emotion_label.json beside studioNNN/<con|clip>/ and zoomNNN/mic/ "
@@ -120,7 +130,7 @@ def vote_scores(annotated):
     one (``None``/``Other`` ignored; an annotator with no such vote counts
     as zeros) and the annotators are averaged.
     """
-    table = emotions_lib.CORPUS_LABELS[CORPUS]
+    table = LABELS
     totals = {name: 0.0 for name in table}
     if not annotated:
         return totals
@@ -151,7 +161,7 @@ def decide_label(entry, threshold):
         entry = entry[0]
     if not isinstance(entry, dict):
         raise ValueError("label entry is not a record")
-    table = emotions_lib.CORPUS_LABELS[CORPUS]
+    table = LABELS
     assigned = (
         str(entry.get("assigned_emo", entry.get("majority_emo", ""))).strip().lower()
     )
