@@ -1,12 +1,10 @@
 """Package layout (the metadata is in pyproject.toml).
 
-The repository keeps the corpus loaders in a top-level ``datasets/`` folder
-(``import datasets`` in a source checkout). Installed, a top-level package of
-that name would shadow Hugging Face's ``datasets``, so the build maps the
-folder to ``speechmodel.datasets`` (its modules import each other
-relatively; the library reaches them as ``from speechmodel import
-datasets``). ``configs/`` becomes ``speechmodel/configs`` (data only), where
-``speechmodel-train`` finds ``configs/<dataset>.json``.
+The library is the ``speechmodel`` package (the corpus loaders are
+``speechmodel.datasets``: no top-level ``datasets`` package is installed,
+which would shadow Hugging Face's). ``configs/`` becomes
+``speechmodel/configs`` (data only), where ``speechmodel-train`` finds
+``configs/<dataset>.json``.
 
 The tests (``*_test.py`` beside each module, ``conftest.py`` files and the
 ``speechmodel.tests`` helpers) stay in the checkout: the installed package
@@ -30,7 +28,7 @@ class build_py_without_tests(build_py):
 
 setup(
     packages=find_packages(include=["speechmodel", "speechmodel.*"], exclude=["speechmodel.tests"])
-    + ["speechmodel.datasets", "speechmodel.configs"],
-    package_dir={"speechmodel.datasets": "datasets", "speechmodel.configs": "configs"},
+    + ["speechmodel.configs"],
+    package_dir={"speechmodel.configs": "configs"},
     cmdclass={"build_py": build_py_without_tests},
 )

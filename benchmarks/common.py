@@ -16,7 +16,7 @@ def ravdess_dir(arg=None):
     if not path.is_dir():
         raise SystemExit(
             f"RAVDESS not found at {path}: pass --data-dir or set SER_DATA_DIR "
-            "(python -m datasets.download ravdess --to DIR fetches it)."
+            "(python -m speechmodel.datasets.download ravdess --to DIR fetches it)."
         )
     return path.resolve()
 

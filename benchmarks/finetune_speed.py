@@ -44,7 +44,7 @@ def main():
     import keras
     import tensorflow as tf
 
-    import datasets
+    from speechmodel import datasets
     from speechmodel.config import FeatureConfig
     from speechmodel.models.cached_top_blocks import CachedTopBlocks
     from speechmodel.models.registry import build_model

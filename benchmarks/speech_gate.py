@@ -41,7 +41,7 @@ RUNS = (1, 2, 3, 4, 5)
 
 def generated(seconds, rng):
     """(name, waveform, periodic) of the generated signals."""
-    from speechmodel.augment import colored_noise
+    from speechmodel.augment.waveform import colored_noise
 
     n = int(seconds * RATE)
     t = np.arange(n) / RATE

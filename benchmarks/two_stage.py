@@ -33,7 +33,7 @@ def main():
 
     import keras
 
-    import datasets
+    from speechmodel import datasets
     from speechmodel.config import FeatureConfig
     from speechmodel.models.registry import build_model
     from speechmodel.pipeline import make_dataset

@@ -175,7 +175,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="results name (default whisper_probe_<dataset>[_variant])")
     args = parser.parse_args(argv)
 
-    import datasets
+    from speechmodel import datasets
     from speechmodel.metrics import compute_metrics
     from speechmodel.training.config import load_config
     from speechmodel.training.folds import make_protocol_folds

@@ -41,33 +41,7 @@ _LAZY = {
 }
 
 
-def _datasets_package():
-    """The corpus loaders (the repository's ``datasets/`` package).
-
-    Installed (``pip install .``), they are ``speechmodel.datasets``: the
-    wheel maps the folder there, so that no top-level ``datasets`` package
-    shadows Hugging Face's. In a source checkout they are the top-level
-    ``datasets`` beside ``speechmodel/``. Their modules import each other
-    relatively, so both names work; the library reaches them as
-    ``from speechmodel import datasets``.
-    """
-    try:
-        return importlib.import_module("speechmodel.datasets")
-    except ModuleNotFoundError as exc:
-        if exc.name != "speechmodel.datasets":
-            raise
-    return importlib.import_module("datasets")
-
-
-def datasets_module(name):
-    """A submodule of the corpus loaders (``"download"``, ``"balance"``),
-    installed or in a source checkout (see ``_datasets_package``)."""
-    return importlib.import_module(f"{_datasets_package().__name__}.{name}")
-
-
 def __getattr__(name):
-    if name == "datasets":
-        return _datasets_package()
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'speechmodel' has no attribute {name!r}")

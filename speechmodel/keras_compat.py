@@ -201,7 +201,7 @@ def use_keras_home(path):
 def legacy_seed_states(model):
     """The state variables of the model's ``SeedGenerator``s in the order
     backups of earlier versions stored them (those without ``seed_order``,
-    see ``speechmodel.training.callbacks.random_state``): layers as
+    see ``speechmodel.training.random_states.random_state``): layers as
     ``model._flatten_layers()`` lists them, each layer's generators in
     order."""
     if not hasattr(model, "_flatten_layers"):

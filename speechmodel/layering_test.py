@@ -16,7 +16,7 @@ UPPER = ("speechmodel.inference", "speechmodel.models", "speechmodel.training",
          "speechmodel.pipeline", "speechmodel.export")
 LOW = {
     "speechmodel/signal.py": UPPER,
-    "speechmodel/audio.py": UPPER,
+    "speechmodel/audio": UPPER,
     "speechmodel/features.py": UPPER,
     "speechmodel/config.py": UPPER,
     "speechmodel/errors.py": UPPER,
@@ -96,7 +96,7 @@ def test_the_package_root_only_re_exports():
     path = ROOT / "__init__.py"
     tree = ast.parse(path.read_text())
     functions = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
-    assert functions <= {"__getattr__", "__dir__", "_datasets_package", "datasets_module"}, functions
+    assert functions <= {"__getattr__", "__dir__"}, functions
     assert [m for m in imported_modules(path) if m.startswith("speechmodel")] == []
 
 
@@ -111,3 +111,49 @@ def test_one_way_to_load_a_model():
         assert not found, (path, found)
         if path.name != "api.py":
             assert "speechmodel.load_model" not in imported_modules(path) or path.name.endswith("_test.py"), path
+
+
+# The corpus loaders are ``speechmodel.datasets``: no top-level ``datasets``
+# package of ours (it would shadow Hugging Face's), and no code that imports
+# one, in the library, the scripts, the benchmarks or the tests.
+REPO = ROOT.parent
+
+
+def _repository_sources():
+    for folder in ("speechmodel", "tests", "benchmarks"):
+        yield from sorted((REPO / folder).rglob("*.py"))
+    yield from sorted(REPO.glob("*.py"))
+
+
+def test_no_top_level_datasets_package_and_no_import_of_one():
+    assert not (REPO / "datasets").exists()
+    importers = [
+        str(path.relative_to(REPO))
+        for path in _repository_sources()
+        if any(m == "datasets" or m.startswith("datasets.") for m in imported_modules(path))
+    ]
+    assert importers == []
+
+
+def test_importing_the_loaders_leaves_datasets_to_others():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, speechmodel, speechmodel.datasets, speechmodel.datasets.download\n"
+        "found = sys.modules.get('datasets')\n"
+        "print(found is None or not str(getattr(found, '__file__', '')).startswith(sys.argv[1]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(REPO)], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+
+
+def test_augmentation_settings_need_no_tensorflow():
+    """Config validation checks ``training.augment`` with the settings
+    alone: they never import TensorFlow or the operations."""
+    found = imported_modules(ROOT / "augment" / "settings.py")
+    assert not [m for m in found if m.startswith(("tensorflow", "keras", "speechmodel"))]
+    assert (ROOT / "augment" / "__init__.py").read_text().lstrip().startswith('"""')
+    assert imported_modules(ROOT / "augment" / "__init__.py") == set()

@@ -120,9 +120,9 @@ class FailureLog:
 
         ``path`` and ``error`` may be str or bytes (file-name bytes, decoded
         as ``os.fsdecode`` does)."""
-        if not audio._as_str(error):
+        if not audio.as_str(error):
             return np.bool_(True)
-        path, error = audio._as_str(path), audio._as_str(error)
+        path, error = audio.as_str(path), audio.as_str(error)
         with self._lock:
             if path not in self._seen:
                 self._seen.add(path)
@@ -342,7 +342,7 @@ def make_dataset(
     min_samples = config.win_length
 
     def record(i, error, length):
-        error = audio._as_str(error)
+        error = audio.as_str(error)
         if not error:
             error = too_short_reason(int(length), config)
         return failures.record(paths[int(i)], error)

@@ -2,7 +2,7 @@ import numpy as np
 
 import keras
 
-from speechmodel.training.callbacks import AtomicBackupAndRestore
+from speechmodel.training.backup import AtomicBackupAndRestore
 from speechmodel.progress import (
     CountProgress,
     EpochProgress,

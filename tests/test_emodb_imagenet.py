@@ -77,7 +77,7 @@ def test_emodb_imagenet_alexnet_runs_offline_to_its_metrics(emodb, tmp_path):
     # configs/emodb.json as shipped (weights "imagenet"), test-sized: one of
     # its leave-one-speaker-out folds (speaker 03 tested, 09 validating),
     # 1 CNN epoch and 2 head epochs. (The LOSO folds themselves: the test
-    # above and datasets/protocols_test.py.)
+    # above and speechmodel/datasets/protocols_test.py.)
     out = tmp_path / "run"
     keras_home = tmp_path / "keras"  # empty: nothing cached, nothing downloaded
     result = run(

@@ -76,14 +76,14 @@ def weights(path):
 def test_the_final_model_is_trained_on_every_speaker_resumes_and_only_once(
     corpus, tmp_path, monkeypatch
 ):
-    from speechmodel.training import callbacks, report, runner
+    from speechmodel.training import backup, report, runner
 
     # Killed in the final model's second epoch (after its history row,
     # before its backup): the cross-validated results stand, no final model
     # yet. (That a killed fit resumes to the uninterrupted numbers is
     # tests/test_reliability_train.py's; the final model is the same fit.)
     out = tmp_path / "run"
-    real = callbacks.AtomicBackupAndRestore.on_epoch_end
+    real = backup.AtomicBackupAndRestore.on_epoch_end
     calls = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -94,7 +94,7 @@ def test_the_final_model_is_trained_on_every_speaker_resumes_and_only_once(
         real(self, epoch, logs)
 
     with monkeypatch.context() as m:
-        m.setattr(callbacks.AtomicBackupAndRestore, "on_epoch_end", on_epoch_end)
+        m.setattr(backup.AtomicBackupAndRestore, "on_epoch_end", on_epoch_end)
         with pytest.raises(Killed):
             run(config(corpus, out))
     cross_validated = json.loads((out / "metrics.json").read_text())
@@ -107,7 +107,7 @@ def test_the_final_model_is_trained_on_every_speaker_resumes_and_only_once(
         real(self, epoch, logs)
 
     with monkeypatch.context() as m:
-        m.setattr(callbacks.AtomicBackupAndRestore, "on_epoch_end", record)
+        m.setattr(backup.AtomicBackupAndRestore, "on_epoch_end", record)
         metrics = run(config(corpus, out))
     assert resumed_at == [1]  # epoch 2 only (0-based 1): epoch 1 came from the backup
     final = metrics["final_model"]

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 CLIP = ravdess_files("Actor_24/*.wav")[0]
 CLASSES = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-SOURCES = ("speechmodel", "datasets", "configs")
+SOURCES = ("speechmodel", "configs")
 FILES = ("pyproject.toml", "setup.py", "requirements.txt", "README.md", "LICENSE")
 
 
@@ -93,6 +93,8 @@ def test_pip_install_gives_the_library_and_no_top_level_datasets(installed):
     assert os.path.isfile(os.path.join(site, "speechmodel", "presets", "fast.keras"))
     assert os.path.isfile(os.path.join(site, "speechmodel", "presets", "fast.md"))
     assert os.path.isfile(os.path.join(site, "speechmodel", "datasets", "ravdess.py"))
+    for data in ("sources.json", "EMOTIONS.md"):
+        assert os.path.isfile(os.path.join(site, "speechmodel", "datasets", data))
     assert os.path.isfile(os.path.join(site, "speechmodel", "configs", "ravdess.json"))
     assert not os.path.exists(os.path.join(site, "datasets"))
     records = [
@@ -111,12 +113,14 @@ def test_pip_install_gives_the_library_and_no_top_level_datasets(installed):
     info = json.loads(_run([python, "-c", (
         "import json, speechmodel; from speechmodel import datasets; "
         "from speechmodel.training.config import default_config_path; "
-        "print(json.dumps([speechmodel.__file__, datasets.__name__, datasets.load_ravdess.__module__, "
+        "print(json.dumps([speechmodel.__file__, datasets.__name__, datasets.CORPORA['ravdess'].__module__, "
         "default_config_path('ravdess')]))"
     )], elsewhere))
     assert info[0].startswith(site)
     assert info[1] == "speechmodel.datasets" and info[2] == "speechmodel.datasets.ravdess"
     assert info[3].startswith(site)
+    listing = _run([python, "-m", "speechmodel.datasets.download", "--list"], elsewhere)
+    assert "ravdess" in listing and "nemo" in listing
 
 
 def test_console_commands_and_the_one_liner(installed):
@@ -156,5 +160,5 @@ def test_editable_install(tmp_path):
         "print(json.dumps([speechmodel.__file__, datasets.__file__]))"
     )], elsewhere))
     assert names[0] == str(source / "speechmodel" / "__init__.py")
-    assert names[1] == str(source / "datasets" / "__init__.py")
+    assert names[1] == str(source / "speechmodel" / "datasets" / "__init__.py")
     assert not os.path.exists(os.path.join(_site_packages(python, elsewhere), "datasets"))

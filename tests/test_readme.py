@@ -33,7 +33,7 @@ NOT_RUN = {
     "python infer.py --model runs/.../ clip.wav": "tests/test_final_model.py (a run directory as --model)",
     "python infer.py --mic --segment vad": "tests/test_stream_cli.py (no microphone in CI)",
     "python -m speechmodel.serve": "tests/test_serve_http.py, tests/test_serve_browser.py",
-    "python -m datasets.download ravdess --to data/ravdess": "datasets/download_test.py (no network)",
+    "python -m speechmodel.datasets.download ravdess --to data/ravdess": "speechmodel/datasets/download/ (no network)",
     # docs/batch.md: the package's own module (not a script beside the checkout's root).
     "python -m speechmodel.batch samples/ --output batch_results/": "speechmodel/batch/runner_test.py (the same run)",
     "python -m speechmodel.batch samples/ --output batch_results/ --engine ray --workers 2":

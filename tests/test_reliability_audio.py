@@ -251,7 +251,7 @@ def test_a_huge_model_config_is_refused_before_it_is_parsed(tmp_path):
 
 
 def test_crafted_archives_are_refused_cleanly(tmp_path):
-    from datasets import download
+    from speechmodel.datasets import download
 
     archives = {}
     archives["clash.zip"] = tmp_path / "clash.zip"

@@ -93,9 +93,9 @@ def kill_at_backup(monkeypatch, call, *, before_commit):
     """Kills at the ``call``-th epoch commit of the backup callback, before
     it (the epoch's history row and monitor state are written, the backup
     is not) or right after it."""
-    from speechmodel.training import callbacks
+    from speechmodel.training import backup
 
-    real = callbacks.AtomicBackupAndRestore.on_epoch_end
+    real = backup.AtomicBackupAndRestore.on_epoch_end
     calls = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -106,7 +106,7 @@ def kill_at_backup(monkeypatch, call, *, before_commit):
         if len(calls) == call:
             raise Killed
 
-    monkeypatch.setattr(callbacks.AtomicBackupAndRestore, "on_epoch_end", on_epoch_end)
+    monkeypatch.setattr(backup.AtomicBackupAndRestore, "on_epoch_end", on_epoch_end)
 
 
 def kill_at_switch(monkeypatch, directory):

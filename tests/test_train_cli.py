@@ -185,7 +185,7 @@ def test_missing_data_dir_says_how_to_get_the_corpus(tmp_path):
                   "--data_dir", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "run")])
     assert result.returncode == 2
     assert "does not exist" in result.stderr
-    assert "python -m datasets.download ravdess" in result.stderr
+    assert "python -m speechmodel.datasets.download ravdess" in result.stderr
 
 
 def test_two_stage_mode_and_a_classical_model_write_the_same_artifacts(corpus, tmp_path):

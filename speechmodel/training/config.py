@@ -163,7 +163,7 @@ def resolve(config, *, deep=True, strict=False):
     Args:
         config: a (partial) config dict.
         deep: also check the augmentation settings with
-            ``speechmodel.augment`` (imports TensorFlow).
+            ``speechmodel.augment.settings``.
         strict: also refuse keys the run would not use
             (:func:`inapplicable`), as ``train.py`` does.
     """

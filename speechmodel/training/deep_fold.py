@@ -51,13 +51,15 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
     failures = FailureLog(os.path.join(fold_dir, "backup", "failures.json"))
     waveform_augment = features_augment = mixup = None
     if training.get("augment"):
-        from speechmodel import augment as aug
+        from speechmodel.augment.settings import Augmentation
+        from speechmodel.augment.spectrogram import build_features_augment
+        from speechmodel.augment.waveform import build_waveform_augment
 
-        settings = aug.Augmentation.from_dict(training["augment"])
-        waveform_augment = aug.build_waveform_augment(
+        settings = Augmentation.from_dict(training["augment"])
+        waveform_augment = build_waveform_augment(
             training["augment"], sample_rate=features.sample_rate
         )
-        features_augment = aug.build_features_augment(training["augment"], feature_config=features)
+        features_augment = build_features_augment(training["augment"], feature_config=features)
         mixup = settings.mixup
     reporter = reporter or run_log.quiet_reporter()
     label = label or f"fold {fold.name}"
@@ -116,7 +118,9 @@ def run_deep_fold(config, manifest, test_manifest, fold, number, class_names, fo
             epoch=epoch, **common,
         )
         if mixup is not None:
-            train_ds = aug.apply_mixup(
+            from speechmodel.augment.mixup import apply_mixup
+
+            train_ds = apply_mixup(
                 train_ds, alpha=mixup.alpha, num_classes=len(class_names), seed=seed, p=mixup.p,
                 epoch=epoch,
             )

@@ -125,14 +125,13 @@ def load_manifests(config):
 
 def _download_hint(name, data_dir=None):
     try:
-        from speechmodel import datasets_module
+        from speechmodel.datasets import download
 
-        download = datasets_module("download")
         if name in download.corpora():
             return download.hint(name, to=data_dir)
     except Exception:  # The hint is a courtesy; never mask the real error.
         pass
-    return f"See `python -m datasets.download --list` for how to get {name!r}."
+    return f"See `python -m speechmodel.datasets.download --list` for how to get {name!r}."
 
 
 def make_protocol_folds(config, manifest, test_manifest):
@@ -233,9 +232,8 @@ def small_validation(fold, num_classes):
 
 
 def fold_data(manifest, test_manifest, fold, class_names, config):
-    from speechmodel import datasets_module
+    from speechmodel.datasets import balance
 
-    balance = datasets_module("balance")
     labels = manifest.label_indices(class_names)
     train = np.asarray(fold.train, dtype=np.int64)
     corpora = manifest.corpora()

@@ -1,4 +1,4 @@
-from datasets.protocols import Fold
+from speechmodel.datasets.protocols import Fold
 from speechmodel.training.folds import small_validation
 
 

@@ -41,7 +41,7 @@ output weights, a new one starts afresh; every other weight is kept).
 Resume: a fold whose ``result.json`` exists is not run again (the final
 model likewise); a fold that was interrupted continues from its last
 committed epoch, exactly: the backup
-(``callbacks.AtomicBackupAndRestore``) restores the weights, the optimizer,
+(``backup.AtomicBackupAndRestore``) restores the weights, the optimizer,
 every random state and the callbacks' state, and each epoch's data is a
 function of (seed, epoch), so a killed and resumed run gives the same numbers
 as an uninterrupted one. Running the same command again after a kill does

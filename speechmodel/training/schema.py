@@ -242,7 +242,7 @@ def validate(config, *, deep=True):
         )
     _validate_classical(training["classical"])
     if training["augment"] and deep:
-        from speechmodel.augment import Augmentation
+        from speechmodel.augment.settings import Augmentation
 
         try:
             Augmentation.from_dict(training["augment"])

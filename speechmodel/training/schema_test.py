@@ -13,7 +13,7 @@ def test_names_and_keys_match_the_registries():
     # against the constructors in registry_test.py); these are the other
     # registries schema.py mirrors.
     from speechmodel import datasets, distribute, precision
-    from speechmodel.augment import AUGMENTATIONS
+    from speechmodel.augment.settings import AUGMENTATIONS
     from speechmodel.classical.classifiers import available_classifiers
     from speechmodel.models import frontends, registry
     from speechmodel.training.optimizers import OPTIMIZERS

@@ -152,13 +152,8 @@ def train(
     """
     from speechmodel.config import FeatureConfig
     from speechmodel.pipeline import EpochCounter, make_dataset
-    from speechmodel.training.callbacks import (
-        AtomicBackupAndRestore,
-        DiskSpaceGuard,
-        EpochSeed,
-        EpochTimer,
-        quiet_fit,
-    )
+    from speechmodel.training.backup import AtomicBackupAndRestore
+    from speechmodel.training.callbacks import DiskSpaceGuard, EpochSeed, EpochTimer, quiet_fit
     from speechmodel.progress import Reporter
 
     training = config["training"]
