@@ -109,7 +109,10 @@ def checkout(tmp_path_factory):
 
 
 def run(command, cwd):
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SER_DATA_DIR")}
+    # As a user runs them: the runtime they choose (auto unless the command
+    # says), not the suite's Keras default (conftest.py).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "SER_DATA_DIR", "SPEECHMODEL_RUNTIME")}
     # ONNX conversions of the shipped models come from the tests' own
     # lasting cache (speechmodel/inference/onnx_backend_test.py builds it).
     env["SPEECHMODEL_CACHE"] = ONNX_CACHE
