@@ -37,7 +37,6 @@ def test_run_exit_statuses(model_path, tmp_path):
         ([clip], {"model": model_path, "hop": 9.0}, "Received: hop=9.0"),
         ([clip], {"model": model_path, "same_speaker": True},
          "needs a model trained with speaker normalisation"),
-        (["-"], {"model": model_path, "same_speaker": True}, "--same_speaker is for files"),
     ]:
         status, out, err = run(inputs, **kwargs)
         assert status == 2 and message in err and out == "", (inputs, kwargs, err)
