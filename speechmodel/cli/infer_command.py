@@ -22,7 +22,7 @@ import sys
 import tempfile
 
 from speechmodel import inference
-from speechmodel.audio import AUDIO_EXTENSIONS  # the one list of audio endings
+from speechmodel.audio import AUDIO_EXTENSIONS, has_audio_magic  # the one list of endings, of first bytes
 from speechmodel.cli.common import EXIT_ERROR, EXIT_FILES_FAILED, EXIT_OK, EXIT_USAGE, choose_model, option_problem
 
 # --same_speaker with fewer recordings than this gets a note: their
@@ -32,20 +32,11 @@ from speechmodel.cli.common import EXIT_ERROR, EXIT_FILES_FAILED, EXIT_OK, EXIT_
 # (80 %) (benchmarks/speaker_norm.py).
 FEW_RECORDINGS = 5
 
-_AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
-
 
 def _is_audio_file(path):
-    """An existing file that holds audio (by its first bytes: WAV, FLAC,
-    Ogg, AIFF, MP3) or has an audio extension."""
-    if path.lower().endswith(AUDIO_EXTENSIONS):
-        return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return head.startswith(_AUDIO_MAGIC) or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+    """An existing file that holds audio (by its first bytes: any container
+    ``speechmodel.audio`` reads) or has an audio extension."""
+    return path.lower().endswith(AUDIO_EXTENSIONS) or bool(has_audio_magic(path))
 
 
 def check_output(output, *, inputs=(), list_files=()):
