@@ -55,20 +55,28 @@ def imported_modules(path, source=None):
     """Every module ``path`` imports (``from speechmodel import x`` counts
     as ``speechmodel.x``; relative imports are resolved)."""
     source = path.read_text() if source is None else source
-    tree = ast.parse(source, filename=str(path))
-    package = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts[:-1])
     found = set()
-    for node in ast.walk(tree):
+    for base, names in import_statements(ast.walk(ast.parse(source, filename=str(path))), path):
+        found.add(base)
+        found.update(f"{base}.{name}" for name in names)
+    return found
+
+
+def import_statements(nodes, path):
+    """``(module, names)`` of each import among ``nodes`` of ``path``'s
+    code: ``import a.b`` gives ``("a.b", ())``, ``from .x import y, z``
+    ``("package.x", ("y", "z"))`` (relative imports resolved)."""
+    package = ".".join(path.relative_to(ROOT.parent).with_suffix("").parts[:-1])
+    for node in nodes:
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            for alias in node.names:
+                yield alias.name, ()
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(parts + ([base] if base else []))
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
-    return found
+            yield base, tuple(alias.name for alias in node.names)
 
 
 def sources(entry):
@@ -113,20 +121,14 @@ def top_level_imports(path, modules):
     ``name`` is one, else the package; a module's own packages are left
     out (Python imports them before it)."""
     name = next(n for n, p in modules.items() if p == path)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
     nodes = []
     for node in ast.parse(path.read_text(), filename=str(path)).body:
         nodes += list(ast.walk(node)) if isinstance(node, (ast.If, ast.Try)) else [node]
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([base] if base else []))
-            found.update(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names)
+    found = set()
+    for base, names in import_statements(nodes, path):
+        if not names:  # import a.b
+            found.add(base)
+        found.update(f"{base}.{n}" if f"{base}.{n}" in modules else base for n in names)
     out = set()
     for imported in found:
         while imported and imported not in modules:  # A name in a module: the module.

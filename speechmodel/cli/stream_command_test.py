@@ -5,25 +5,9 @@ import pytest
 import soundfile as sf
 
 from speechmodel import inference as I
-from speechmodel.audio import load_audio
 from speechmodel.audio_sources_test import FakeSoundDevice
 from speechmodel.cli import stream_command
-from tests.paths import ravdess_files, save_tiny_model
-
-RATE = 16000
-CLASSES = ["angry", "happy", "sad"]
-
-
-@pytest.fixture(scope="module")
-def audio():
-    """14 s of real speech (4 clips), 16 kHz mono float32."""
-    return np.concatenate([load_audio(f) for f in ravdess_files("Actor_07/*.wav")[:4]])
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.keras", CLASSES, seed=5)
-    return I.load_model(path)
+from speechmodel.inference.streaming_test import CLASSES, RATE, audio, model  # noqa: F401 (fixtures)
 
 
 def test_microphone_at_the_device_rate_gives_the_file_results(model, audio, tmp_path):
