@@ -20,7 +20,10 @@ The steps, each usable alone, each in its own module:
    ``Prediction`` or a ``Failure`` (``results``; one line naming the file
    and the reason; the other files go on). Clips are analysed whole, in
    batches; longer recordings are streamed and analysed in windows
-   weighted by their voiced seconds (``speechmodel.signal``).
+   weighted by their voiced seconds (``speechmodel.signal``); with
+   ``segment="vad"`` they are cut into utterances by
+   ``streaming.StreamAnalyzer``, which also analyses live streams as their
+   audio arrives.
 4. ``formats``: ``format_table`` / ``format_json`` / ``format_jsonl`` /
    ``format_csv`` render a ``Report``; ``writing.write_text`` writes
    atomically; ``plots.plot_prediction`` draws the log-mel spectrogram
