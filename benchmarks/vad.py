@@ -138,7 +138,7 @@ def overlap(a0, a1, b0, b1):
 
 
 def evaluate(y, truth, classify, names, detectors, results):
-    from speechmodel import stream as S
+    from speechmodel.inference import streaming as S
     from speechmodel import vad as V
 
     true = truth_mask(truth, len(y))
@@ -177,7 +177,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from speechmodel import inference as I
-    from speechmodel import stream as S
+    from speechmodel.inference import streaming as S
 
     data = ravdess_dir(args.data_dir)
     files = sorted(str(f) for a in args.actors.split(",") for f in data.glob(f"Actor_{int(a):02d}/*.wav"))

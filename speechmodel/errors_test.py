@@ -70,3 +70,10 @@ def test_atomic_path_replaces_only_on_success():
                 f.write("new")
         assert open(path).read() == "new"
         assert os.listdir(d) == ["model.weights.h5"]
+
+
+def test_is_number():
+    import numpy as np
+
+    assert all(errors.is_number(v) for v in (0, 1.5, -3, float("inf"), np.float32(2.0), np.int64(3)))
+    assert not any(errors.is_number(v) for v in (True, False, None, "1.5", [1.0], np.zeros(2)))

@@ -24,6 +24,8 @@ import time
 
 import keras
 
+from speechmodel.errors import is_number
+
 
 def format_seconds(seconds):
     """``3725 -> "1h02m"``, ``125 -> "2m05s"``, ``7.2 -> "7s"``."""
@@ -171,7 +173,7 @@ class EpochProgress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self._seen = batch + 1
         if self._progbar is not None:
-            values = [(k, float(v)) for k, v in (logs or {}).items() if _is_number(v)]
+            values = [(k, float(v)) for k, v in (logs or {}).items() if is_number(v)]
             # Never finalised: the epoch's line replaces the bar.
             self._progbar.update(batch + 1, values=values, finalize=False)
 
@@ -198,14 +200,6 @@ class EpochProgress(keras.callbacks.Callback):
             self.say(f"{self.label}: early stopping after epoch {done}/{self.epochs}")
         if self.run is not None:
             self.run.finish(self.key)
-
-
-def _is_number(value):
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 class CountProgress:

@@ -4,7 +4,7 @@ the pooled spectrogram of a recording of any length.
 * ``VoicingDetector`` / ``voiced_frames``: which 40 ms frames hold voiced
   speech (periodicity at a 60-400 Hz pitch, whatever the level). Long
   recordings weight their windows by it; ``speechmodel.vad``'s voicing
-  detector and ``speechmodel.stream`` use it too.
+  detector and ``speechmodel.inference.streaming`` use it too.
 * ``has_speech`` / ``voiced_run_seconds``: whether a recording holds any
   speech at all (the ``no speech`` of inference): enough voiced seconds in
   runs of consecutive voiced frames.

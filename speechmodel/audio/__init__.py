@@ -35,7 +35,7 @@ parsing), ``loading`` (``load_audio``, ``iter_blocks``, ``read_info``) and
 this package's: ``from speechmodel.audio import load_audio``.
 """
 
-from speechmodel.audio.errors import ERROR_KINDS, AudioError, path_problem
+from speechmodel.audio.errors import ERROR_KINDS, AudioError, has_audio_magic, path_problem
 from speechmodel.audio.graph import GRAPH_DECODERS, as_str, as_tf_path, graph_decoder, tf_load_audio
 from speechmodel.audio.loading import (
     AUDIO_EXTENSIONS,

@@ -53,7 +53,7 @@ _AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"BW64", b"fLaC", b"OggS", b"FORM", b
                 b".snd", b"caff", b"wvpk", b"#!AMR", b"2BIT", b"NIST", b"Crea", b"MThd")
 
 
-def _has_audio_magic(path):
+def has_audio_magic(path):
     """False when ``path``'s first bytes are no audio container libsndfile
     knows (an MPEG frame sync counts as audio); None when unreadable."""
     try:
@@ -83,7 +83,7 @@ def open_error(path, exc):
         "Format not recognised" in message
         or "unknown format" in message
         or "not a regular file" in message
-        or _has_audio_magic(path) is False
+        or has_audio_magic(path) is False
     ):
         return AudioError(
             path,

@@ -7,7 +7,8 @@ import numbers
 import tensorflow as tf
 
 from speechmodel.augment.seeds import stateless_seed
-from speechmodel.augment.settings import is_number, probability
+from speechmodel.augment.settings import probability
+from speechmodel.errors import is_number
 
 
 # Distinguishes mixup's per-batch seeds from the pipeline's (draw, index).

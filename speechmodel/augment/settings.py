@@ -8,6 +8,8 @@ import math
 import numbers
 import os
 
+from speechmodel.errors import is_number
+
 AUGMENTATIONS = ("noise", "speed", "pitch", "specaugment", "mixup")
 NOISE_KINDS = ("white", "pink", "brown")
 
@@ -26,10 +28,6 @@ DEFAULTS = {
 def fail(section, name, value, why):
     where = f"augment.{section}" if section else "augment"
     raise ValueError(f"{where}: `{name}` {why}. Received: {name}={value!r}")
-
-
-def is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def probability(section, value, name="p"):

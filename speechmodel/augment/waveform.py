@@ -9,7 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from speechmodel.augment.seeds import stateless_seed
-from speechmodel.augment.settings import NOISE_KINDS, Augmentation, is_number
+from speechmodel.augment.settings import NOISE_KINDS, Augmentation
+from speechmodel.errors import is_number
 
 
 # Spectral exponent of each colour: power spectral density ~ 1 / f**beta.

@@ -199,7 +199,7 @@ def run_batch(
         threads = 1
     if engine == "local":
         limit_threads(threads)  # Before TensorFlow starts in this process.
-    from speechmodel.cli.infer_command import choose_model
+    from speechmodel.cli.common import choose_model
 
     # infer.py's choice of model (the workers open the same with open_model).
     loaded, problem = choose_model(model, presets.DEFAULT, top_k=top_k, runtime=runtime)

@@ -3,7 +3,7 @@
 The seeds' recognisers, made reproducible: per-utterance feature sets
 (``features``: librosa statistics, or openSMILE's eGeMAPS and ComParE
 through ``opensmile_features``), a registry of scaled scikit-learn
-classifiers (``classifiers``), speaker-grouped grid search
+classifiers (``registry``) and the model on them (``classifiers``), speaker-grouped grid search
 (``grid_search``), one outer fold of an experiment (``experiment``),
 probability ensembles (``ensemble``) and saving without pickle
 (``persistence``).
@@ -20,9 +20,9 @@ import importlib
 _LAZY = {
     "ClassicalModel": "classifiers",
     "PathPredictions": "classifiers",
-    "available_classifiers": "classifiers",
-    "build_pipeline": "classifiers",
-    "register_classifier": "classifiers",
+    "available_classifiers": "registry",
+    "build_pipeline": "registry",
+    "register_classifier": "registry",
     "ProbabilityRun": "ensemble",
     "ensemble_probabilities": "ensemble",
     "evaluate_run": "ensemble",

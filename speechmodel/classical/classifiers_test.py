@@ -1,15 +1,8 @@
 import numpy as np
 import pytest
 import soundfile as sf
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
-from speechmodel.classical import classifiers as C
-from speechmodel.classical.classifiers import (
-    ClassicalModel,
-    available_classifiers,
-    build_pipeline,
-)
+from speechmodel.classical.classifiers import ClassicalModel
 from speechmodel.classical.features import ClassicalFeatureConfig, feature_names
 
 # 6 columns: mfcc 0-5, mean only.
@@ -32,10 +25,6 @@ def blobs(n_per_class=30, seed=0, shift=4.0):
     return X, y
 
 
-def test_registry_has_the_seed_classifiers():
-    assert available_classifiers() == ["bagging", "hgb", "knn", "mlp", "rf", "svm"]
-
-
 @pytest.mark.parametrize("name", ["bagging", "hgb", "knn", "mlp", "rf", "svm"])
 def test_each_classifier_learns_separable_blobs(name):
     X, y = blobs()
@@ -51,15 +40,6 @@ def test_each_classifier_learns_separable_blobs(name):
     assert (model.predict(X_test) == y_test).mean() > 0.85
 
 
-def test_pipeline_scales_inside():
-    pipeline = build_pipeline("svm", {"C": 3.0}, seed=5)
-    assert isinstance(pipeline, Pipeline)
-    assert isinstance(pipeline.named_steps["scale"], StandardScaler)
-    clf = pipeline.named_steps["clf"]
-    assert clf.C == 3.0 and clf.probability and clf.random_state == 5
-    assert not build_pipeline("svm", for_search=True).named_steps["clf"].probability
-
-
 def test_scaler_is_fit_on_training_rows_only():
     X, y = blobs()
     model = ClassicalModel("knn", feature_config=CONFIG, class_names=NAMES)
@@ -67,11 +47,6 @@ def test_scaler_is_fit_on_training_rows_only():
     np.testing.assert_allclose(
         model.pipeline_.named_steps["scale"].mean_, X[::2].mean(axis=0)
     )
-
-
-def test_json_lists_become_tuples():
-    pipeline = build_pipeline("mlp", {"hidden_layer_sizes": [16, 8]})
-    assert pipeline.named_steps["clf"].hidden_layer_sizes == (16, 8)
 
 
 def test_unknown_classifier_and_params_are_named():
@@ -166,11 +141,6 @@ def test_paths_api_reports_bad_files(tmp_path):
     assert [f.index for f in result.failures] == [1]
     assert result.failures[0].path == str(broken)
     np.testing.assert_array_equal(result.probabilities.argmax(axis=1), [0, 1])
-
-
-def test_register_classifier_validates():
-    with pytest.raises(ValueError, match="callable"):
-        C.register_classifier("x", None)
 
 
 def speakers_apart(seed=0):

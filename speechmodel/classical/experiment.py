@@ -15,11 +15,8 @@ import warnings
 
 import numpy as np
 
-from speechmodel.classical.classifiers import (
-    ClassicalModel,
-    check_xy,
-    standardize_by_speaker,
-)
+from speechmodel.classical.classifiers import ClassicalModel, standardize_by_speaker
+from speechmodel.classical.registry import check_xy
 from speechmodel.classical.grid_search import GridSpec, grid_search, load_grid
 
 

@@ -30,7 +30,7 @@ from sklearn.exceptions import ConvergenceWarning
 from scipy.stats import rankdata
 from sklearn.model_selection import GridSearchCV, GroupKFold, ParameterGrid
 
-from speechmodel.classical.classifiers import (
+from speechmodel.classical.registry import (
     build_pipeline,
     check_xy,
     get_spec,

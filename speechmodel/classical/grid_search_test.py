@@ -9,8 +9,6 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from speechmodel.classical import classifiers as C
-from speechmodel.classical.classifiers import available_classifiers
 from speechmodel.classical.grid_search import (
     GridSpec,
     default_grid_path,
@@ -18,6 +16,8 @@ from speechmodel.classical.grid_search import (
     inner_splits,
     load_grid,
 )
+from speechmodel.classical import registry
+from speechmodel.classical.registry import available_classifiers
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs" / "classical"
 
@@ -149,7 +149,7 @@ def test_grid_search_never_sees_a_test_speaker(monkeypatch):
     from speechmodel.classical.experiment import run_classical_fold
     from speechmodel.classical.features import ClassicalFeatureConfig
 
-    monkeypatch.setattr(C, "StandardScaler", RecordingScaler)
+    monkeypatch.setattr(registry, "StandardScaler", RecordingScaler)
     RecordingScaler.events = []
     X, y, groups = speaker_data(n_speakers=10)
     X[:, 0] = np.arange(len(X))  # Column 0 is the row id, for the recorder.

@@ -28,7 +28,8 @@ import numpy as np
 import sklearn
 
 from speechmodel import fileio
-from speechmodel.classical.classifiers import ClassicalModel, get_spec
+from speechmodel.classical.classifiers import ClassicalModel
+from speechmodel.classical.registry import get_spec
 from speechmodel.errors import Error
 
 FORMAT = "speechmodel.classical"

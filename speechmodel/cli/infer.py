@@ -124,11 +124,19 @@ def main(argv):
     from absl import logging
 
     logging.set_verbosity(logging.ERROR)  # Failures get one line each, below.
-    from speechmodel.cli import infer_command
     from speechmodel import presets
 
-    return infer_command.run(
-        argv[1:],
+    inputs = argv[1:]
+    stream = {
+        "mic": FLAGS.mic,
+        "device": FLAGS.device,
+        "raw": FLAGS.raw,
+        "rate": FLAGS.rate,
+        "sample_format": FLAGS.sample_format,
+        "channels": FLAGS.channels,
+        "max_seconds": FLAGS.max_seconds,
+    }
+    options = dict(
         model=FLAGS.model,
         default_model=presets.DEFAULT,
         list_files=FLAGS.list,
@@ -141,24 +149,22 @@ def main(argv):
         max_utterance=FLAGS.max_utterance,
         plot_dir=FLAGS.plot,
         batch_size=FLAGS.batch_size,
-        timeline=FLAGS.timeline,
         segment=FLAGS.segment,
         vad=FLAGS.vad,
         same_speaker=FLAGS.same_speaker,
         min_confidence=FLAGS.min_confidence,
         runtime=FLAGS.runtime,
         precision=FLAGS.precision,
-        stream={
-            "mic": FLAGS.mic,
-            "device": FLAGS.device,
-            "raw": FLAGS.raw,
-            "rate": FLAGS.rate,
-            "sample_format": FLAGS.sample_format,
-            "channels": FLAGS.channels,
-            "max_seconds": FLAGS.max_seconds,
-        },
+        stream=stream,
         prog=_prog(),
     )
+    if "-" in inputs or FLAGS.mic:  # A stream, analysed as it arrives.
+        from speechmodel.cli import stream_command
+
+        return stream_command.run(inputs, **options)
+    from speechmodel.cli import infer_command
+
+    return infer_command.run(inputs, timeline=FLAGS.timeline, **options)
 
 
 def run():

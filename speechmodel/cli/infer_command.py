@@ -22,17 +22,8 @@ import sys
 import tempfile
 
 from speechmodel import inference
-from speechmodel.audio import AUDIO_EXTENSIONS  # the one list of audio endings
-from speechmodel.errors import ParameterError
-
-EXIT_OK = 0
-EXIT_FILES_FAILED = 1
-EXIT_USAGE = 2
-# An error that is not about one file (an internal error, an output that
-# cannot be written): nothing is written to --output and an older --output
-# file is removed, so that it is never taken for this run's.
-EXIT_ERROR = 3
-
+from speechmodel.audio import AUDIO_EXTENSIONS, has_audio_magic  # the one list of endings, of first bytes
+from speechmodel.cli.common import EXIT_ERROR, EXIT_FILES_FAILED, EXIT_OK, EXIT_USAGE, choose_model, option_problem
 
 # --same_speaker with fewer recordings than this gets a note: their
 # statistics lean mostly on the average speaker's (Predictor's
@@ -41,20 +32,11 @@ EXIT_ERROR = 3
 # (80 %) (benchmarks/speaker_norm.py).
 FEW_RECORDINGS = 5
 
-_AUDIO_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3")
-
 
 def _is_audio_file(path):
-    """An existing file that holds audio (by its first bytes: WAV, FLAC,
-    Ogg, AIFF, MP3) or has an audio extension."""
-    if path.lower().endswith(AUDIO_EXTENSIONS):
-        return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        return False
-    return head.startswith(_AUDIO_MAGIC) or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+    """An existing file that holds audio (by its first bytes: any container
+    ``speechmodel.audio`` reads) or has an audio extension."""
+    return path.lower().endswith(AUDIO_EXTENSIONS) or bool(has_audio_magic(path))
 
 
 def check_output(output, *, inputs=(), list_files=()):
@@ -124,39 +106,6 @@ def _remove_stale_output(output):
     return False
 
 
-def choose_model(model, default_model, *, top_k, runtime=None, precision="float32"):
-    """``(loaded model, None)``, or ``(None, the usage error)``: ``model``
-    (a path or a shipped model's name), else ``default_model``, on
-    ``runtime`` at ``precision`` (``inference.load_model``); refused when
-    it cannot be loaded or has fewer classes than ``top_k``."""
-    if model is None:
-        if default_model is None:
-            return None, "no model: pass --model PATH"
-        try:
-            missing = not os.path.exists(inference.resolve_model(default_model))
-        except inference.ModelError:
-            missing = True
-        if missing:
-            return None, (
-                f"the default model {default_model} is missing from this "
-                "installation; pass --model PATH to a model.keras written by "
-                "train.py"
-            )
-        model = default_model
-    try:
-        loaded = inference.load_model(model, runtime=runtime, precision=precision)
-    except inference.ModelError as exc:
-        return None, f"cannot use the model {exc}"
-    except ParameterError as exc:
-        return None, str(exc)
-    if top_k > len(loaded.class_names):
-        return None, (
-            f"--top_k is larger than the model's {len(loaded.class_names)} "
-            f"classes. Received: --top_k={top_k}"
-        )
-    return loaded, None
-
-
 def run(
     inputs,
     *,
@@ -189,15 +138,15 @@ def run(
     Args:
         inputs: files, directories and patterns (``collect_inputs``).
         model: a model path; None uses ``default_model``.
-        default_model: the shipped model's path (``models/
-            ravdess_default.keras`` beside ``infer.py``).
+        default_model: the model used when ``model`` is None: a shipped
+            model's name (``infer.py`` passes ``presets.DEFAULT``,
+            ``"default"``) or a path; None: ``model`` is required.
         list_files, output_format, output, top_k, attention, window, hop,
             max_utterance, plot_dir, batch_size, timeline, segment, vad,
             same_speaker, min_confidence, runtime, precision: as the flags.
-        stream: for ``infer.py -`` (``inputs == ["-"]``) and ``--mic``: a
-            dict of ``speechmodel.cli.stream_command.run`` options (``mic``,
-            ``device``, ``raw``, ``rate``, ``sample_format``, ``channels``,
-            ``max_seconds``); the stream is analysed as it arrives.
+        stream: the stream options (``mic``, ``device``, ``raw``, ``rate``,
+            ``sample_format``, ``channels``, ``max_seconds``), refused here:
+            ``infer.py -`` and ``--mic`` are ``speechmodel.cli.stream_command``'s.
         stdout, stderr: streams (default sys.stdout / sys.stderr).
 
     Returns:
@@ -228,27 +177,9 @@ def run(
         if prediction.warning:  # Analysed, on what the file holds.
             print(f"{prog}: warning: {prediction.file}: {prediction.warning}", file=stderr, flush=True)
 
-    if output_format not in inference.OUTPUT_FORMATS:
-        return usage(f"--format must be one of {', '.join(inference.OUTPUT_FORMATS)}. Received: --format={output_format}")
-    if not isinstance(top_k, int) or top_k < 1:
-        return usage(f"--top_k must be a positive integer. Received: --top_k={top_k}")
-    if min_confidence is not None and not 0 <= min_confidence <= 1:
-        return usage(f"--min_confidence must be a probability between 0 and 1. Received: --min_confidence={min_confidence}")
-    if "-" in list(inputs) or (stream or {}).get("mic"):
-        if same_speaker:
-            return usage("--same_speaker is for files (their statistics need every recording "
-                         "first), not for a stream")
-        from speechmodel.cli import stream_command
-
-        return stream_command.run(
-            list(inputs), model=model, default_model=default_model, list_files=list_files,
-            output_format=output_format, output=output, top_k=top_k, attention=attention,
-            window=window, hop=hop, max_utterance=max_utterance, plot_dir=plot_dir,
-            batch_size=batch_size, segment=segment, vad=vad, stream=stream or {},
-            min_confidence=min_confidence,
-            runtime=runtime, precision=precision,
-            stdout=stdout, stderr=stderr, prog=prog,
-        )
+    problem = option_problem(output_format=output_format, top_k=top_k, min_confidence=min_confidence)
+    if problem:
+        return usage(problem)
     if any((stream or {}).get(k) for k in ("raw", "device", "max_seconds")):
         return usage("--raw, --device and --max_seconds are for a stream: give - (standard input) or --mic")
     try:

@@ -37,7 +37,6 @@ def test_run_exit_statuses(model_path, tmp_path):
         ([clip], {"model": model_path, "hop": 9.0}, "Received: hop=9.0"),
         ([clip], {"model": model_path, "same_speaker": True},
          "needs a model trained with speaker normalisation"),
-        (["-"], {"model": model_path, "same_speaker": True}, "--same_speaker is for files"),
     ]:
         status, out, err = run(inputs, **kwargs)
         assert status == 2 and message in err and out == "", (inputs, kwargs, err)
@@ -73,6 +72,9 @@ def test_check_output_refuses_inputs_audio_and_directories(tmp_path):
     disguised = tmp_path / "results.csv"
     disguised.write_bytes(b"fLaC" + bytes(10))  # Audio by content.
     assert "existing audio file" in infer_command.check_output(str(disguised))
+    sun = tmp_path / "results.txt"
+    sun.write_bytes(b".snd" + bytes(20))  # Any container the audio reader knows.
+    assert "existing audio file" in infer_command.check_output(str(sun))
     # Writable: a new file in a new folder (created now), or an old results file.
     assert infer_command.check_output(str(tmp_path / "new" / "r.csv")) is None
     assert (tmp_path / "new").is_dir()

@@ -20,7 +20,10 @@ The steps, each usable alone, each in its own module:
    ``Prediction`` or a ``Failure`` (``results``; one line naming the file
    and the reason; the other files go on). Clips are analysed whole, in
    batches; longer recordings are streamed and analysed in windows
-   weighted by their voiced seconds (``speechmodel.signal``).
+   weighted by their voiced seconds (``speechmodel.signal``); with
+   ``segment="vad"`` they are cut into utterances by
+   ``streaming.StreamAnalyzer``, which also analyses live streams as their
+   audio arrives.
 4. ``formats``: ``format_table`` / ``format_json`` / ``format_jsonl`` /
    ``format_csv`` render a ``Report``; ``writing.write_text`` writes
    atomically; ``plots.plot_prediction`` draws the log-mel spectrogram
@@ -29,7 +32,7 @@ The steps, each usable alone, each in its own module:
 The signal processing (voicing, stream windows, the pooled spectrogram)
 lives below, in ``speechmodel.signal``; the command line (``run``, the exit
 statuses, ``--output`` checks, flag spellings) above, in ``speechmodel.cli``
-(``infer_command``, ``flag_names``). Every name this module had when it
+(``common``, ``infer_command``, ``flag_names``). Every name this module had when it
 was one file is still importable from here.
 
 What is guaranteed: whatever a file holds, it is analysed or reported on
@@ -73,10 +76,10 @@ from speechmodel.signal import (
 # one-module ``speechmodel.inference``; imported when first asked for, since
 # the command sits above this package (it uses it).
 _COMMAND_NAMES = {
-    "EXIT_OK": "speechmodel.cli.infer_command",
-    "EXIT_FILES_FAILED": "speechmodel.cli.infer_command",
-    "EXIT_USAGE": "speechmodel.cli.infer_command",
-    "EXIT_ERROR": "speechmodel.cli.infer_command",
+    "EXIT_OK": "speechmodel.cli.common",
+    "EXIT_FILES_FAILED": "speechmodel.cli.common",
+    "EXIT_USAGE": "speechmodel.cli.common",
+    "EXIT_ERROR": "speechmodel.cli.common",
     "check_output": "speechmodel.cli.infer_command",
     "write_output": "speechmodel.cli.infer_command",
     "run": "speechmodel.cli.infer_command",

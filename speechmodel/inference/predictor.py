@@ -28,7 +28,7 @@ the other files go on).
   probability is below it is labelled ``uncertain`` (its probabilities are
   kept).
 * With ``segment="vad"``, every file is cut into utterances at speech
-  boundaries (``speechmodel.stream``).
+  boundaries (``speechmodel.inference.streaming``).
 
 A plot (``plot_dir``) never replaces a file this run did not create (a
 free name is taken, and recorded in ``plot_renamed``); a plot that cannot
@@ -44,6 +44,7 @@ from speechmodel.errors import ParameterError
 from speechmodel.inference.backends import InferenceModel
 from speechmodel.inference.loading import load_model
 from speechmodel.inference.results import Failure, Prediction, Report, Segment, Window
+from speechmodel.inference.streaming import StreamAnalyzer, analyze_blocks, waveform_classifier
 from speechmodel.inference.writing import write_bytes
 from speechmodel.signal import PooledSpectrogram, VoicingDetector, has_speech, stream_windows
 from speechmodel.signal import waveform_has_speech
@@ -95,7 +96,7 @@ class Predictor:
             detector (``speechmodel.vad``; utterances of at most
             ``max_utterance`` seconds), each classified whole, and the
             file's result is their duration-weighted mean (no emotion
-            when no speech is found); see ``speechmodel.stream``.
+            when no speech is found); see ``speechmodel.inference.streaming``.
         vad: the detector for ``segment="vad"``: ``auto`` (Silero when
             installed, else voicing), ``silero`` or ``voicing``.
         same_speaker: the files of a ``predict`` call are one speaker's
@@ -210,8 +211,6 @@ class Predictor:
     @property
     def settings(self):
         if self.segment == "vad":
-            from speechmodel.stream import StreamAnalyzer
-
             settings = dict(StreamAnalyzer(
                 None, sample_rate=self.model.sample_rate, class_names=self.model.class_names,
                 segment="vad", vad=self.vad, max_utterance=self.max_utterance,
@@ -424,17 +423,15 @@ class Predictor:
                 config = FeatureConfig(sample_rate=rate)
             spectrogram = PooledSpectrogram(config, expected_duration * 100)
         if self.segment == "vad":  # Utterances at speech boundaries.
-            from speechmodel import stream
-
-            analyzer = stream.StreamAnalyzer(
-                stream.waveform_classifier(self.model, batch_size=self.batch_size, statistics=statistics),
+            analyzer = StreamAnalyzer(
+                waveform_classifier(self.model, batch_size=self.batch_size, statistics=statistics),
                 sample_rate=rate, class_names=self.model.class_names, segment="vad",
                 vad=self.vad, max_utterance=self.max_utterance,
             )
             blocks = iter_blocks(path, sample_rate=rate, block_seconds=self.block_seconds)
             if spectrogram is not None:
                 blocks = (spectrogram.add(b) or b for b in blocks)
-            prediction = stream.analyze_blocks(blocks, analyzer, path)
+            prediction = analyze_blocks(blocks, analyzer, path)
             if spectrogram is not None:
                 prediction.plot = self._plot(prediction, spectrogram.finish())
             return prediction

@@ -335,7 +335,7 @@ class EmotionService:
                 (past ``deadline``), 400 (bad options).
         """
         from speechmodel import inference
-        from speechmodel import stream as S
+        from speechmodel.inference import streaming as S
         from speechmodel.audio import AudioError, integrity_warning, iter_blocks, load_audio, read_info
 
         name = upload_name(filename, "upload")

@@ -230,22 +230,35 @@ def init_from_path(spec):
 
 def saved_model_config(path):
     """``(classifier's serialized config, feature config, class names)`` of
-    a saved ``EmotionRecognizer``, read from the file without building it."""
+    a saved ``EmotionRecognizer``, read from the file without building it.
+
+    Raises:
+        RunError: the file cannot be read, or is a ``.keras`` file of some
+            other model (says which).
+    """
     import json
     import zipfile
 
+    def refused(reason):
+        return RunError(
+            f"training.init_from: {path} is not a model saved by this toolkit "
+            f"(a .keras EmotionRecognizer): {reason}. Received: init_from={path!r}"
+        )
+
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))["config"]
-        classifier = config["classifier"]
-        if not isinstance(classifier, dict) or "config" not in classifier:
-            raise KeyError("classifier")
-        return classifier, dict(config.get("feature_config") or {}), list(config.get("class_names") or [])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise RunError(
-            f"training.init_from: {path} is not a model saved by this toolkit "
-            f"(a .keras EmotionRecognizer): {exc}. Received: init_from={path!r}"
-        ) from None
+            text = archive.read("config.json") if "config.json" in archive.namelist() else None
+        saved = None if text is None else json.loads(text)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise refused(exc) from None
+    if saved is None:
+        raise refused("it holds no config.json")
+    config = saved.get("config") if isinstance(saved, dict) else None
+    classifier = config.get("classifier") if isinstance(config, dict) else None
+    if not isinstance(classifier, dict) or not isinstance(classifier.get("config"), dict):
+        kind = saved.get("class_name") if isinstance(saved, dict) else None
+        raise refused(f"its config.json describes {kind or 'something else'}, with no classifier to fine-tune")
+    return classifier, dict(config.get("feature_config") or {}), list(config.get("class_names") or [])
 
 
 def adopt_init_from(config):

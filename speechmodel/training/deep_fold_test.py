@@ -55,3 +55,20 @@ def test_init_from_takes_the_saved_feature_settings_and_names_the_model(tmp_path
     config["training"]["init_from"] = str(not_a_model)
     with pytest.raises(RunError, match="not a model saved by this toolkit"):
         deep_fold.adopt_init_from(config)
+
+
+def test_a_keras_file_of_another_model_is_refused_in_words(tmp_path):
+    import json
+    import zipfile
+
+    other = tmp_path / "other.keras"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
+    with pytest.raises(RunError, match="describes Sequential, with no classifier to fine-tune") as info:
+        deep_fold.saved_model_config(str(other))
+    assert "'classifier'" not in str(info.value)
+    empty = tmp_path / "empty.keras"
+    with zipfile.ZipFile(empty, "w") as archive:
+        archive.writestr("metadata.json", "{}")
+    with pytest.raises(RunError, match="it holds no config.json"):
+        deep_fold.saved_model_config(str(empty))

@@ -328,7 +328,7 @@ def _deployable_model(run_dir):
 
 def _is_classical(name):
     try:
-        from speechmodel.classical.classifiers import available_classifiers
+        from speechmodel.classical.registry import available_classifiers
     except ImportError:
         return False
     return name in available_classifiers()

@@ -16,6 +16,7 @@ augmentation settings, checked by ``speechmodel.augment``, are checked with
 import math
 
 from speechmodel.config import FeatureConfig
+from speechmodel.errors import is_number
 from speechmodel.models import frontends, registry
 from speechmodel.training.corpora import corpus_specs
 from speechmodel.training.defaults import DEFAULTS, ConfigError, closest, get_key
@@ -53,20 +54,14 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value):
-    """A finite int or float (JSON's 1e999 reads as infinity; NaN too is refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return isinstance(value, int) or math.isfinite(value)
-
-
 def _whole(low):
     return (lambda v: _is_int(v) and v >= low), f"a whole number >= {low}"
 
 
 def _number(low, high=None, *, above=False):
     def check(v):
-        if not _is_number(v) or v < low or (above and v == low):
+        # Finite: JSON's 1e999 reads as infinity; NaN too is refused.
+        if not (is_number(v) and math.isfinite(v)) or v < low or (above and v == low):
             return False
         return high is None or v < high
 

@@ -14,7 +14,7 @@ def test_names_and_keys_match_the_registries():
     # registries schema.py mirrors.
     from speechmodel import datasets, distribute, precision
     from speechmodel.augment.settings import AUGMENTATIONS
-    from speechmodel.classical.classifiers import available_classifiers
+    from speechmodel.classical.registry import available_classifiers
     from speechmodel.models import frontends, registry
     from speechmodel.training.optimizers import OPTIMIZERS
 

@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechmodel import inference as I
-from speechmodel import stream as S
+from speechmodel import audio_sources as S
 from speechmodel.audio import load_audio
-from tests.paths import ravdess_files, save_tiny_model
+from tests.paths import ravdess_files
 
 RATE = 16000
-CLASSES = ["angry", "happy", "sad"]
 
 
 def wav_header(*, rate, channels, tag=1, bits=16, data_size=None, riff_size=None, extensible=False,
@@ -63,12 +61,6 @@ def collect(source):
 def audio():
     """14 s of real speech (4 clips), 16 kHz mono float32."""
     return np.concatenate([load_audio(f) for f in ravdess_files("Actor_07/*.wav")[:4]])
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    path = save_tiny_model(tmp_path_factory.mktemp("model") / "tiny.keras", CLASSES, seed=5)
-    return I.load_model(path)
 
 
 # --- Reading streams. -------------------------------------------------------
@@ -170,84 +162,6 @@ def test_mono_blocks_resample_independently_of_block_sizes(audio, tmp_path):
         np.testing.assert_allclose(got, reference, atol=2e-5)
 
 
-# --- Analysis. --------------------------------------------------------------
-
-
-def test_stream_windows_equal_the_long_file_analysis(model, audio, tmp_path):
-    path = tmp_path / "long.wav"
-    sf.write(path, audio, RATE, subtype="PCM_16")
-    report = I.Predictor(model, max_utterance=5.0, window=4.0, hop=1.5).predict([str(path)])
-    [expected] = report.predictions
-    y = load_audio(path)
-    analyzer = S.StreamAnalyzer(S.waveform_classifier(model, batch_size=4), sample_rate=RATE,
-                                class_names=CLASSES, window=4.0, hop=1.5)
-    got, peak = [], 0
-    for i in range(0, len(y), 1234):  # Odd blocks: windows straddle them.
-        got += analyzer.add(y[i : i + 1234])
-        peak = max(peak, len(analyzer._buffer))
-    got += analyzer.finish()
-    assert [(w.start, w.end) for w in got] == [(w.start, w.end) for w in expected.timeline]
-    assert [w.voiced for w in got] == [w.voiced for w in expected.timeline]
-    np.testing.assert_allclose(np.stack([w.probabilities for w in got]),
-                               np.stack([w.probabilities for w in expected.timeline]), atol=1e-5)
-    summary = analyzer.prediction("-", timeline=[])
-    np.testing.assert_allclose(summary.probabilities, expected.probabilities, atol=1e-5)
-    assert summary.weighting == expected.weighting == "voiced"
-    assert peak <= 4 * RATE + 1234  # One window plus one block.
-
-
-def test_vad_segmentation_classifies_utterances_and_skips_silence(model, audio):
-    classify = S.waveform_classifier(model)
-    calls = []
-
-    def counting(waves):
-        calls.append([len(w) for w in waves])
-        return classify(waves)
-
-    gap = np.zeros(2 * RATE, np.float32)
-    a, b = audio[: 4 * RATE], audio[7 * RATE : 11 * RATE]
-    y = np.concatenate([gap, a, gap, gap, b, gap])
-    analyzer = S.StreamAnalyzer(counting, sample_rate=RATE, class_names=CLASSES, segment="vad", vad="silero")
-    got = []
-    for i in range(0, len(y), RATE // 4):
-        got += analyzer.add(y[i : i + RATE // 4])
-        # Memory: at most one utterance, its context and a block.
-        assert len(analyzer._buffer) <= (20 + 2 * 1.0 + 1) * RATE
-    got += analyzer.finish()
-    assert got and all(isinstance(u, S.Utterance) for u in got)
-    assert all(2.0 <= u.start and u.end <= 6.0 or 10.0 <= u.start and u.end <= 14.0 for u in got), got
-    # Each utterance is classified with 1 s of context on each side, never
-    # reaching into its neighbours.
-    assert analyzer.settings["context"] == 1.0
-    edges = [0.0] + [x for u in got for x in (u.start, u.end)] + [len(y) / RATE]
-    for n, u in enumerate(got):
-        left, right = max(edges[2 * n], u.start - 1.0), min(edges[2 * n + 3], u.end + 1.0)
-        seg = y[int(round(left * RATE)) : int(round(right * RATE))]
-        np.testing.assert_allclose(u.probabilities, classify([seg])[0], atol=1e-5)
-    assert sum(len(c) for c in calls) == len(got)
-    pred = analyzer.prediction("x", got)
-    durations = np.array([u.end - u.start for u in got])
-    expected = (durations[:, None] * np.stack([u.probabilities for u in got])).sum(0) / durations.sum()
-    np.testing.assert_allclose(pred.probabilities, expected, atol=1e-6)
-    d = pred.to_dict(top_k=2)
-    assert d["segmentation"] == "vad" and d["weighting"] == "speech" and len(d["timeline"]) == len(got)
-    assert set(d["timeline"][0]) == {"start", "end", "label", "confidence", "probabilities", "speech"}
-
-
-def test_no_speech_gives_no_emotion(model):
-    analyzer = S.StreamAnalyzer(S.waveform_classifier(model), sample_rate=RATE, class_names=CLASSES,
-                                segment="vad", vad="silero")
-    noise = 0.01 * np.random.default_rng(1).standard_normal(5 * RATE).astype(np.float32)
-    assert analyzer.add(noise) + analyzer.finish() == []
-    pred = analyzer.prediction("quiet.wav", [])
-    assert pred.label == "no speech" and pred.top_k(3) == []
-    d = pred.to_dict(top_k=2)
-    assert d["label"] == "no speech" and d["probabilities"] is None and d["timeline"] == []
-    report = I.Report([pred], CLASSES)
-    assert "no speech" in I.format_table(report, top_k=2)
-    assert I.format_csv(report, top_k=2).splitlines()[1].count(",") == I.format_csv(report, top_k=2).splitlines()[0].count(",")
-
-
 # --- The microphone, on a simulated device. ---------------------------------
 
 
@@ -305,33 +219,6 @@ class FakeSoundDevice:
         return Stream()
 
 
-def test_microphone_at_the_device_rate_gives_the_file_results(model, audio, tmp_path):
-    from speechmodel.audio import resample
-
-    y48 = resample(audio[: 9 * RATE], orig_sr=RATE, target_sr=48000)
-    fake = FakeSoundDevice(y48, rate=48000)
-    out, err = io.StringIO(), io.StringIO()
-    status = S.run_stream(model, source_args={"mic": True, "device": "USB", "sounddevice": fake},
-                          output_format="jsonl", max_seconds=8.0, stdout=out, stderr=err)
-    assert status == 0, err.getvalue()
-    assert fake.opened == [48000]  # The device refused 16 kHz: resampled here.
-    import json
-
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert lines[0]["type"] == "stream" and "Fake USB mic" in lines[0]["source"]
-    windows = [x for x in lines if x["type"] == "window"]
-    assert [(w["start"], w["end"]) for w in windows] == [(0, 4), (2, 6), (4, 8)]
-    assert lines[-1]["type"] == "summary" and lines[-1]["duration"] == pytest.approx(8.0)
-    # The same 8 s given as a file (resampled the same way) give the same windows.
-    path = tmp_path / "mic.wav"
-    sf.write(path, y48[: 8 * 48000], 48000, subtype="FLOAT")
-    [expected] = I.Predictor(model, max_utterance=1.0).predict([str(path)]).predictions
-    for w, e in zip(windows, expected.timeline):
-        assert w["voiced"] == pytest.approx(e.voiced, abs=0.05)
-        for c in CLASSES:
-            assert w["probabilities"][c] == pytest.approx(float(e.probabilities[CLASSES.index(c)]), abs=1e-3)
-
-
 def test_microphone_errors_are_one_line(monkeypatch):
     import sys
 
@@ -353,18 +240,9 @@ def test_microphone_errors_are_one_line(monkeypatch):
     monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
     with pytest.raises(S.MicrophoneError, match="PortAudio library is not installed.*libportaudio2"):
         S.Microphone()
-    err = io.StringIO()
-    assert S.run_stream(_FakeModel(), source_args={"mic": True}, stderr=err) == 2
-    [line] = err.getvalue().splitlines()
-    assert line.startswith("infer.py: error: no microphone")
 
 
-class _FakeModel:
-    sample_rate = RATE
-    class_names = CLASSES
-
-    def describe(self):
-        return {}
-
-    def predict_waveforms(self, waveforms, lengths, *, attention):
-        raise AssertionError("not reached")
+def test_limited_stops_after_max_frames():
+    blocks = [np.ones((3, 1), np.float32), np.ones((3, 1), np.float32), np.ones((3, 1), np.float32)]
+    assert [len(b) for b in S.limited(iter(blocks), 7)] == [3, 3, 1]
+    assert [len(b) for b in S.limited(iter(blocks), None)] == [3, 3, 3]
