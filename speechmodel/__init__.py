@@ -11,8 +11,16 @@ This module defines nothing: every name is its module's (``_LAZY``).
 """
 
 import importlib
+import os
 
 __version__ = "0.1.0"
+
+# A library is quiet unless asked: TensorFlow's C++ log lines (oneDNN notes,
+# an OUT_OF_RANGE "End of sequence" after every prediction, type-inference
+# notes) say nothing a user can act on. Set before TensorFlow is imported
+# (every module imports it lazily, after this package); a
+# TF_CPP_MIN_LOG_LEVEL the user has set wins. The one place that sets it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _LAZY = {
     "SpeechModel": "speechmodel.models.speech_model",

@@ -300,3 +300,27 @@ def test_bad_arguments_raise_a_parameter_error_quoting_the_value(rec, call, quot
     assert isinstance(caught.value, speechmodel.Error) and isinstance(caught.value, ValueError)
     assert f"Received: " in str(caught.value) and quoted in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_the_library_is_quiet_unless_asked():
+    """As a user's script: load a model on the Keras runtime and classify
+    two clips. Nothing of TensorFlow's C++ logging (oneDNN notes, the
+    OUT_OF_RANGE after every prediction) reaches stderr; a level the user
+    set is kept."""
+    clips = [str(p) for p in ravdess_files("Actor_02/*.wav")[:2]]
+    code = (
+        "import os, sys, speechmodel\n"
+        "rec = speechmodel.load_model('fast', runtime='keras')\n"
+        "print([r.label for r in rec.classify(sys.argv[1:])], os.environ['TF_CPP_MIN_LOG_LEVEL'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code, *clips], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(" 3")
+    for noise in ("tensorflow/core", "oneDNN", "OUT_OF_RANGE", "rendezvous"):
+        assert noise not in out.stderr, out.stderr
+    out = subprocess.run([sys.executable, "-c", "import os, speechmodel; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
+                         cwd=REPO, env=dict(env, TF_CPP_MIN_LOG_LEVEL="0"), capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "0"

@@ -270,7 +270,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.saved_model and not args.tflite:
         parser.error("give --saved-model DIR and/or --tflite FILE")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         recognizer = _recognizer(args.model)
         saved_model_dir = None

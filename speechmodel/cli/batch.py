@@ -38,12 +38,10 @@ written are kept: run the same command again to finish).
 Flags may be written with underscores or dashes (--top_k or --top-k).
 """
 
-import os
 import sys
 
 from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 FLAGS = flags.FLAGS
 

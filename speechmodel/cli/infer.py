@@ -77,12 +77,10 @@ and emotion, and silence or noise between them gets none.
 Flags may be written with underscores or dashes (--top_k or --top-k).
 """
 
-import os
 import sys
 
 from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 FLAGS = flags.FLAGS
 

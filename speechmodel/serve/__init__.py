@@ -72,7 +72,6 @@ def main(argv=None):
     parser = build_parser()
     known = [a.dest for a in parser._actions]
     args = parser.parse_args(normalize_flag_names(list(sys.argv[1:] if argv is None else argv), known))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     prog = parser.prog
     for name in ("max_batch", "max_pending", "threads", "max_windows", "max_uploads"):
         if getattr(args, name) < 1:

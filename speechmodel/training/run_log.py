@@ -7,13 +7,8 @@ for the run's lines."""
 
 import contextlib
 import logging as std_logging
-import os
 
-# TensorFlow's C++ log lines (an OUT_OF_RANGE "Local rendezvous is aborting"
-# at the end of every epoch, type-inference and oneDNN notes) say nothing a
-# person training a model can act on. Set before TensorFlow is imported (the
-# runner imports it lazily); TF_CPP_MIN_LOG_LEVEL set by the user wins.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow's C++ log lines are quieted by the package (speechmodel/__init__.py).
 
 
 # The run's own lines: to the run's train.log (and stdout), not to absl's
