@@ -213,3 +213,30 @@ def test_min_confidence_and_no_speech_in_the_output(model, tmp_path):
     assert table.returncode == 0 and "no speech" in table.stdout and "uncertain" not in table.stdout
     bad = infer("--model", model, "--min_confidence", "2", clip)
     assert bad.returncode == 2 and "--min_confidence must be a probability" in bad.stderr
+
+
+def test_windows_asked_for_are_used_and_shown_as_the_library_gives_them(model, tmp_path):
+    """--window 4 --hop 2 on a 10 s file (under --max_utterance's 20 s):
+    windowed as classify(window=4, hop=2) windows it, and the table lists
+    the windows without --timeline; --notimeline leaves them out."""
+    import speechmodel
+    from speechmodel.audio import load_audio
+
+    path = tmp_path / "ten.wav"
+    sf.write(path, np.concatenate([load_audio(f) for f in ravdess_files("Actor_05/*.wav")[:3]]), 16000)
+    expected = speechmodel.load_model(str(model), runtime="keras").classify(str(path), window=4, hop=2)
+    assert expected.timeline and len(expected.timeline) >= 4
+    result = infer(path, "--model", model, "--window", "4", "--hop", "2", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    (out,) = json.loads(result.stdout)["results"]
+    assert [t for w in out["timeline"] for t in (w["start"], w["end"])] == pytest.approx(
+        [t for w in expected.timeline for t in (w.start, w.end)], abs=1e-3)
+    assert out["label"] == expected.label
+    table = infer(path, "--model", model, "--window", "4", "--hop", "2")
+    assert table.returncode == 0, table.stderr
+    import re
+
+    rows = [line for line in table.stdout.splitlines() if re.match(r"\s+[0-9.]+-\s*[0-9.]+ s ", line)]
+    assert len(rows) == len(expected.timeline), table.stdout
+    short = infer(path, "--model", model, "--window", "4", "--hop", "2", "--notimeline")
+    assert len(short.stdout.strip().splitlines()) == 2, short.stdout

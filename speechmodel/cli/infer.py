@@ -3,7 +3,7 @@
     python infer.py recording.wav other.flac
     python infer.py recordings/ --format json --output emotions.json
     python infer.py "calls/**/*.wav" --list more_files.txt --top_k 3
-    python infer.py meeting.wav --window 4 --hop 2 --timeline --plot plots/
+    python infer.py meeting.wav --window 4 --hop 2 --plot plots/
     python infer.py clip.wav --model runs/my-run/model.keras --attention
     python infer.py interview.flac --segment vad --format json   # utterances
     ffmpeg -i talk.mp3 -f wav - | python infer.py - --format jsonl
@@ -25,7 +25,10 @@ by train.py (or a classical model.skz).
 Files up to --max_utterance seconds are analysed whole. Longer recordings
 are streamed (bounded memory, whatever the length) and analysed in windows
 of --window seconds every --hop seconds: the output gets an emotion
-timeline, and the overall emotion is the mean of the window probabilities
+timeline (a row per window in the table). Giving --window (without
+--max_utterance) asks for windows: anything longer than one window is
+windowed, as speechmodel's classify(window=...) does, and the table lists
+the windows (--notimeline leaves them out), and the overall emotion is the mean of the window probabilities
 weighted by each window's seconds of voiced speech (periodicity, not
 loudness, so quiet voices count as much as loud ones; silence and noise
 barely count).
@@ -90,7 +93,7 @@ flags.DEFINE_enum("format", "table", ["table", "json", "jsonl", "csv"], "Output 
 flags.DEFINE_string("output", None, "Write the output to this file (atomically) instead of stdout.")
 flags.DEFINE_integer("top_k", 1, "Also report the K most probable emotions.", lower_bound=1)
 flags.DEFINE_bool("attention", False, "Report the attention weight of every segment (with its start and end), for SpeechModel (DCNN-BLSTMwA) models.")
-flags.DEFINE_float("window", 4.0, "Window length in seconds for long recordings.")
+flags.DEFINE_float("window", 4.0, "Window length in seconds for long recordings; given, anything longer than one window is windowed (unless --max_utterance is given too).")
 flags.DEFINE_float("hop", 2.0, "Seconds between window starts (at most --window).")
 flags.DEFINE_float("max_utterance", 20.0, "Files longer than this many seconds are analysed in windows.")
 flags.DEFINE_string("plot", None, "Write a PNG per file to this directory: log-mel spectrogram with the emotion timeline (long files) or the probabilities (clips).")
@@ -99,7 +102,7 @@ flags.DEFINE_float("min_confidence", None, "Label a result whose confidence is b
 flags.DEFINE_enum("runtime", None, ["auto", "onnx", "keras"], "What runs a .keras model: onnx (ONNX Runtime, no TensorFlow; converted once into the cache), keras, or auto (onnx for a model on a pretrained speech front end, such as the default; keras for a CNN on log-mel segments, such as fast; see docs/onnx.md). Default: $SPEECHMODEL_RUNTIME, else auto.")
 flags.DEFINE_enum("precision", "float32", ["float32", "int8"], "ONNX Runtime: int8 runs the encoder's matrix multiplications with int8 weights (faster; see docs/onnx.md for the accuracy measured).")
 flags.DEFINE_integer("batch_size", 32, "Files (or windows) per batch.", lower_bound=1)
-flags.DEFINE_bool("timeline", False, "Table format: add a row per window of long recordings.")
+flags.DEFINE_bool("timeline", None, "Table format: a row per window of windowed recordings. Default: on when --window or --hop is given.")
 flags.DEFINE_enum("segment", "windows", ["windows", "vad"], "windows: fixed windows for long recordings (--window, --hop); vad: cut every recording into utterances at speech boundaries (each with its start, end and emotion; silence gets none).")
 flags.DEFINE_enum("vad", "auto", ["auto", "silero", "voicing"], "Speech detector for --segment vad: silero (Silero VAD on onnxruntime), voicing (dependency-free periodicity) or auto (silero when installed).")
 flags.DEFINE_bool("mic", False, "Analyse the microphone (PortAudio input device) live, until Ctrl-C or --max_seconds.")
@@ -143,8 +146,10 @@ def main(argv):
         top_k=FLAGS.top_k,
         attention=FLAGS.attention,
         window=FLAGS.window,
-        hop=FLAGS.hop,
-        max_utterance=FLAGS.max_utterance,
+        hop=FLAGS.hop if FLAGS["hop"].present else min(FLAGS.hop, FLAGS.window),
+        # As the library: windows asked for apply to anything longer than one.
+        max_utterance=(FLAGS.window if FLAGS["window"].present and not FLAGS["max_utterance"].present
+                       else FLAGS.max_utterance),
         plot_dir=FLAGS.plot,
         batch_size=FLAGS.batch_size,
         segment=FLAGS.segment,
@@ -162,7 +167,10 @@ def main(argv):
         return stream_command.run(inputs, **options)
     from speechmodel.cli import infer_command
 
-    return infer_command.run(inputs, timeline=FLAGS.timeline, **options)
+    timeline = FLAGS.timeline
+    if timeline is None:  # Windows asked for are shown.
+        timeline = FLAGS["window"].present or FLAGS["hop"].present
+    return infer_command.run(inputs, timeline=timeline, **options)
 
 
 def run():
