@@ -147,9 +147,7 @@ def main(argv):
         attention=FLAGS.attention,
         window=FLAGS.window,
         hop=FLAGS.hop if FLAGS["hop"].present else min(FLAGS.hop, FLAGS.window),
-        # As the library: windows asked for apply to anything longer than one.
-        max_utterance=(FLAGS.window if FLAGS["window"].present and not FLAGS["max_utterance"].present
-                       else FLAGS.max_utterance),
+        max_utterance=FLAGS.max_utterance,
         plot_dir=FLAGS.plot,
         batch_size=FLAGS.batch_size,
         segment=FLAGS.segment,
@@ -167,6 +165,10 @@ def main(argv):
         return stream_command.run(inputs, **options)
     from speechmodel.cli import infer_command
 
+    if FLAGS["window"].present and not FLAGS["max_utterance"].present:
+        # As the library's classify(window=): windows asked for apply to
+        # anything longer than one.
+        options["max_utterance"] = FLAGS.window
     timeline = FLAGS.timeline
     if timeline is None:  # Windows asked for are shown.
         timeline = FLAGS["window"].present or FLAGS["hop"].present
